@@ -1,0 +1,68 @@
+"""The LLM protocol every backend implements, and the model-spec parser.
+
+A backend does two things, both batched:
+
+* ``generate(chats, sampling)`` - one completion per chat (Hugging Face chat format).
+* ``score_options(prompts, options)`` - for each raw-text prompt, the probability of each candidate continuation
+  (e.g. ``[" A", " B", " C", " D"]``), normalised over the candidates. This is how v(S) and the scorer-based
+  doctors read a model's answer: the answer is scored *after* the prompt, as the SIG definition requires.
+
+Model specs (the command-line contract): ``gemma-270m``, ``hf:<id or path>``, ``gguf:<file>``,
+``openai:<model>@<base-url>``, ``tiny``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from promed.types import Chat, Sampling
+
+
+class LLM(Protocol):
+    name: str
+
+    def generate(self, chats: Sequence[Chat], sampling: Sampling) -> list[str]: ...
+
+    def score_options(self, prompts: Sequence[str], options: Sequence[Sequence[str]]) -> list[np.ndarray]: ...
+
+
+class SpecError(ValueError):
+    """A model spec that cannot be parsed or loaded (reported by the CLI with exit code 2)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model spec. ``kind`` is one of ``hf``, ``gguf``, ``openai``, ``tiny``."""
+
+    kind: str
+    target: str = ""
+    base_url: str = ""
+
+    @property
+    def id(self) -> str:
+        if self.kind == "openai":
+            return f"openai:{self.target}@{self.base_url}"
+        return f"{self.kind}:{self.target}" if self.target else self.kind
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    """Parse a model spec string; raise :class:`SpecError` with the accepted forms on anything else."""
+    spec = spec.strip()
+    if spec == "gemma-270m":
+        return ModelSpec("gguf", "gemma-270m")
+    if spec == "tiny" or spec.startswith("tiny:"):
+        return ModelSpec("tiny", spec.partition(":")[2])
+    kind, sep, rest = spec.partition(":")
+    if sep and kind in ("hf", "gguf") and rest:
+        return ModelSpec(kind, rest)
+    if sep and kind == "openai" and "@" in rest:
+        model, _, url = rest.partition("@")
+        if model and url:
+            return ModelSpec("openai", model, url)
+    raise SpecError(
+        f"bad model spec {spec!r}: expected gemma-270m, hf:<id or path>, gguf:<file>, "
+        "openai:<model>@<base-url> or tiny"
+    )

@@ -1,0 +1,310 @@
+"""Frozen value types shared by every part of ProMed.
+
+Everything that crosses a module boundary is one of these dataclasses (never a string-keyed dict), so the
+seams stay typed:
+
+* :class:`Case` - a partial-information clinical case: what the doctor sees at turn 0 (``initial``,
+  ``question``, ``options``) and what only the patient knows (``facts``).
+* :class:`Query` - what a scorer is asked: the visible part of a case plus a chosen set of facts. Value
+  functions build it from (case, subset); doctors build it from what the dialogue revealed.
+* :class:`Ask` / :class:`Answer` / :class:`Invalid` - a parsed doctor turn.
+* :class:`Turn` / :class:`Transcript` - the record of a consultation, with reward slots filled later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from typing import Protocol, Sequence, TypedDict
+
+import numpy as np
+
+LETTERS = "ABCDEFGHIJ"
+
+
+class Message(TypedDict):
+    """One chat message in the Hugging Face chat format (``{"role": ..., "content": ...}``)."""
+
+    role: str
+    content: str
+
+
+Chat = list[Message]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A structured clinical finding behind a SynthClinic fact: knowledge-base code and presence.
+
+    Real (MediQ) facts have no finding; SynthClinic facts carry one so that the exact posterior can be computed.
+    """
+
+    code: str
+    present: bool
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One hidden atomic fact of a case. ``id`` is its 0-based index in ``Case.facts``."""
+
+    id: int
+    text: str
+    finding: Finding | None = None
+
+
+@dataclass(frozen=True)
+class Option:
+    """One answer option. ``key`` is a knowledge-base disease code for SynthClinic options, else ``None``."""
+
+    letter: str
+    text: str
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class Query:
+    """What a scorer is asked: the visible case plus the facts in ``facts`` (in the given order)."""
+
+    initial: str
+    question: str
+    options: tuple[Option, ...]
+    facts: tuple[Fact, ...] = ()
+    initial_findings: tuple[Finding, ...] = ()
+
+    @property
+    def letters(self) -> tuple[str, ...]:
+        return tuple(o.letter for o in self.options)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A partial-information case.
+
+    Attributes:
+        id: unique id within its source.
+        initial: the initial information the doctor sees (age, sex, chief complaint).
+        facts: the hidden atomic facts only the patient knows; ``facts[i].id == i``.
+        question: the final question (e.g. "Which of the following is the most likely diagnosis?").
+        options: the answer options, letters in order.
+        answer: the gold option letter.
+        source: where the case came from (``synthclinic``, ``mediq``, ``jsonl:<file>``).
+        initial_findings: structured form of ``initial`` (SynthClinic only; empty for real data).
+    """
+
+    id: str
+    initial: str
+    facts: tuple[Fact, ...]
+    question: str
+    options: tuple[Option, ...]
+    answer: str
+    source: str = ""
+    initial_findings: tuple[Finding, ...] = ()
+
+    @property
+    def n_facts(self) -> int:
+        return len(self.facts)
+
+    @property
+    def letters(self) -> tuple[str, ...]:
+        return tuple(o.letter for o in self.options)
+
+    @property
+    def gold_index(self) -> int:
+        return self.letters.index(self.answer)
+
+    def option(self, letter: str) -> Option:
+        return self.options[self.letters.index(letter)]
+
+    def query(self, fact_ids: Sequence[int] = ()) -> Query:
+        """The scorer's view of this case given the facts ``fact_ids`` (sorted, so order never matters)."""
+        return Query(
+            initial=self.initial,
+            question=self.question,
+            options=self.options,
+            facts=tuple(self.facts[i] for i in sorted(set(fact_ids))),
+            initial_findings=self.initial_findings,
+        )
+
+    def to_json(self) -> dict:
+        """The generic JSONL record (see ``docs/data.md``); :func:`promed.data.cases.case_from_json` inverts it."""
+        rec: dict = {
+            "id": self.id,
+            "initial": self.initial,
+            "facts": [f.text for f in self.facts],
+            "question": self.question,
+            "options": {o.letter: o.text for o in self.options},
+            "answer": self.answer,
+            "source": self.source,
+        }
+        if any(f.finding for f in self.facts) or self.initial_findings or any(o.key for o in self.options):
+            rec["synthclinic"] = {
+                "fact_findings": [[f.finding.code, f.finding.present] if f.finding else None for f in self.facts],
+                "initial_findings": [[g.code, g.present] for g in self.initial_findings],
+                "option_keys": {o.letter: o.key for o in self.options},
+            }
+        return rec
+
+    def content_hash(self) -> str:
+        """A stable hash of everything that defines the case (used as a cache key)."""
+        blob = json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# ---- doctor actions -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ask:
+    """The doctor asks the patient ``question``."""
+
+    question: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The doctor answers with option ``letter``."""
+
+    letter: str
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """Doctor output that the action parser could not read; ``reason`` says why."""
+
+    text: str
+    reason: str
+
+
+Action = Ask | Answer | Invalid
+
+
+# ---- consultation records -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One question-reply exchange.
+
+    ``revealed`` are all fact ids the reply stated; ``new`` the subset not revealed before (the SIG counts only
+    these). ``sig`` and ``reward`` / ``advantage`` are slots filled by the reward engine and the trainers.
+    """
+
+    question: str
+    reply: str
+    revealed: tuple[int, ...] = ()
+    new: tuple[int, ...] = ()
+    raw: str = ""
+    sig: float | None = None
+    weights: tuple[float, ...] = ()
+    reward: float | None = None
+    advantage: float | None = None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A finished (or running) consultation.
+
+    ``answer`` is the letter the doctor chose (``None`` while running); ``terminated`` means the doctor answered
+    on its own, ``truncated`` that the question budget ran out (the answer was then forced); ``invalid`` counts
+    unreadable doctor outputs; ``forced`` says the final answer came from the fallback rule, not the doctor.
+    """
+
+    case_id: str
+    turns: tuple[Turn, ...] = ()
+    answer: str | None = None
+    correct: bool | None = None
+    terminated: bool = False
+    truncated: bool = False
+    invalid: int = 0
+    forced: bool = False
+    doctor: str = ""
+    final_raw: str = ""
+
+    @property
+    def n_questions(self) -> int:
+        return len(self.turns)
+
+    @property
+    def known(self) -> tuple[int, ...]:
+        """All fact ids revealed so far, sorted."""
+        return tuple(sorted({i for t in self.turns for i in t.revealed}))
+
+    def with_turns(self, turns: Sequence[Turn]) -> "Transcript":
+        return replace(self, turns=tuple(turns))
+
+
+@dataclass(frozen=True)
+class DoctorView:
+    """What a doctor may see: the visible case, the dialogue so far and its remaining question budget.
+
+    ``known_facts`` are the facts the patient's replies revealed so far (the same texts the doctor read in the
+    replies), so a doctor that answers through a scorer uses exactly what it was told, nothing hidden.
+    """
+
+    case_id: str
+    initial: str
+    question: str
+    options: tuple[Option, ...]
+    turns: tuple[Turn, ...]
+    known_facts: tuple[Fact, ...]
+    questions_left: int
+    initial_findings: tuple[Finding, ...] = ()
+
+    @property
+    def letters(self) -> tuple[str, ...]:
+        return tuple(o.letter for o in self.options)
+
+    def query(self) -> Query:
+        return Query(
+            initial=self.initial,
+            question=self.question,
+            options=self.options,
+            facts=tuple(sorted(self.known_facts, key=lambda f: f.id)),
+            initial_findings=self.initial_findings,
+        )
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Generation settings passed to :meth:`promed.llm.base.LLM.generate`."""
+
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    n: int = 1
+
+
+# ---- seams ------------------------------------------------------------------------------------------------------
+
+
+class Scorer(Protocol):
+    """Answers a :class:`Query`: probabilities over its options (rows sum to 1), batched.
+
+    Implementations: ``promed.data.synthclinic.BayesScorer`` (exact posterior) and
+    ``promed.llm.scorer.LLMScorer`` (any LLM backend). ``id`` names the scorer in caches and reports.
+    """
+
+    id: str
+
+    def probs(self, queries: Sequence[Query]) -> list[np.ndarray]: ...
+
+
+class Patient(Protocol):
+    """Replies to doctors' questions from the hidden facts only (batched: one reply per (case, question) pair).
+
+    Each reply is ``(text, revealed fact ids)``. A patient never states the options, the gold answer or the
+    diagnosis, whatever it is asked.
+    """
+
+    def reply(self, cases: Sequence[Case], questions: Sequence[str]) -> list[tuple[str, tuple[int, ...]]]: ...
+
+
+class Doctor(Protocol):
+    """Produces the next doctor turn as text (``ASK: ...`` or ``ANSWER: X``), parsed by ``promed.doctor.actions``."""
+
+    name: str
+
+    def act(self, views: Sequence[DoctorView], rng: np.random.Generator) -> list[str]: ...
