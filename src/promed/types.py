@@ -205,21 +205,32 @@ class Turn:
 class Transcript:
     """A finished (or running) consultation.
 
-    ``answer`` is the letter the doctor chose (``None`` while running); ``terminated`` means the doctor answered
-    on its own, ``truncated`` that the question budget ran out (the answer was then forced); ``invalid`` counts
-    unreadable doctor outputs; ``forced`` says the final answer came from the fallback rule, not the doctor.
+    ``answer`` is the letter the doctor chose (``None`` while running). ``end`` says how the episode ended:
+    ``"answer"`` (the doctor answered: gymnasium's *terminated*), ``"budget"`` (it asked past its question budget:
+    *truncated*) or ``"invalid"`` (unreadable output twice in a row: also *truncated*). After ``"budget"`` and
+    ``"invalid"`` the answer was forced by the environment's fallback rule. ``invalid`` counts unreadable outputs.
     """
 
     case_id: str
     turns: tuple[Turn, ...] = ()
     answer: str | None = None
     correct: bool | None = None
-    terminated: bool = False
-    truncated: bool = False
+    end: str = ""
     invalid: int = 0
-    forced: bool = False
+    n_outputs: int = 0
     doctor: str = ""
-    final_raw: str = ""
+
+    @property
+    def terminated(self) -> bool:
+        return self.end == "answer"
+
+    @property
+    def truncated(self) -> bool:
+        return self.end in ("budget", "invalid")
+
+    @property
+    def forced(self) -> bool:
+        return self.truncated
 
     @property
     def n_questions(self) -> int:
