@@ -1,0 +1,122 @@
+"""The no-leak guarantee shared by every patient simulator.
+
+A patient never reveals the answer options, the gold answer or the diagnosis, whatever it is asked. The rule:
+
+1. **Forbidden strings.** For a case they are: every option text (all options, not just the gold one, so a
+   reply can never single out the answer by naming it or by naming the distractors), the same text without a
+   trailing parenthetical or full stop, and for SynthClinic options the knowledge-base key read as words
+   (``"acute_appendicitis"`` -> ``"acute appendicitis"``). The diagnosis is covered because, in both MediQ and
+   SynthClinic diagnosis questions, it is the gold option.
+   Matching is case-insensitive, on word boundaries (``"Iron"`` matches "iron binding capacity", not
+   "environment"), with whitespace normalised.
+2. **Letter-answer patterns.** Text that names an answer letter (``answer is C``, ``option B``, ``choice (A)``,
+   ``ANSWER: D``, ``correct letter is A``, an option-list line such as ``B) ...`` or ``(C) ...``) is unsafe.
+   Bare letters in ordinary clinical words ("hepatitis B", "vitamin C", "type A") are not.
+3. **Answer-bearing facts are never revealed.** A hidden fact whose text contains a forbidden string or a
+   letter-answer pattern is not in :func:`safe_fact_ids`; patients select only among safe facts. (On the MediQ
+   dev set this hides 33 of 14,217 facts, e.g. a medication list that names three of the options.)
+4. **Replies are built from facts and re-checked.** Patients reply only with verbatim safe facts or the fixed
+   :data:`REFUSAL`; the final text goes through :func:`is_safe` and is replaced by :data:`REFUSAL` if it fails
+   (defence in depth against a buggy or adversarial backend). The doctor's question never reaches the reply,
+   so "what is my diagnosis?", "is it A?", option texts asked as questions and prompt injections can at most
+   retrieve genuine safe facts.
+
+Deviation (deliberate): the rule is stricter than "don't say the gold answer" - naming *any* option is refused,
+which also hides harmless facts that mention a distractor drug or condition. It costs a few facts per thousand
+and makes the guarantee checkable by a simple scan.
+
+:func:`redact` is for free text (e.g. a paraphrasing LLM patient or a human): it drops every sentence that is
+unsafe and returns :data:`REFUSAL` if nothing is left.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from promed.types import LETTERS, Case
+
+REFUSAL = "Sorry, I cannot answer that question."
+
+_UP = f"[{LETTERS}]"
+_LOW = f"[{LETTERS.lower()}]"
+_KEY = r"(?i:\b(?:answers?|options?|choices?|letters?)\b)"
+_LETTER_ANSWER = re.compile(
+    # "answer is C", "option (B)", "choice: A", "correct letter is A", "ANSWER: D", "answer = B", "options A and C"
+    rf"{_KEY}\s*(?:(?i:is|would\s+be|should\s+be|must\s+be)\s+|[:=\-]\s*)?[\(\[]?{_UP}\b"
+    # lower-case letter only after an explicit copula / colon and at a phrase end: "the answer is c."
+    rf"|{_KEY}\s*(?:(?i:is|would\s+be|should\s+be|must\s+be)\s+|[:=\-]\s*)[\(\[]?{_LOW}(?=\s*(?:$|[.,;:!?)\]]))"
+    # a bracketed capital letter not glued to a word: "(A)", "[B]" (but not "RhO(D)")
+    rf"|(?<!\w)[\(\[]{_UP}[\)\]]"
+    # option-list formatting at a line start: "B) ...", "C. Text"
+    rf"|(?m:^\s*{_UP}\)\s)|(?m:^\s*{_UP}\.\s+[A-Z])"
+)
+# Letters are matched case-sensitively (upper case) so that "she answers a few questions", "hepatitis B",
+# "vitamin C" or "type A" are not flagged; only a keyword, a bracket or list formatting makes a letter an answer.
+
+_WS = re.compile(r"\s+")
+_PAREN_TAIL = re.compile(r"\s*\([^()]*\)\s*$")
+
+
+def _norm(text: str) -> str:
+    return _WS.sub(" ", text).strip()
+
+
+def forbidden_strings(case: Case) -> tuple[str, ...]:
+    """The strings no patient reply may contain for ``case`` (see rule 1), longest first."""
+    out: set[str] = set()
+    for opt in case.options:
+        for variant in (opt.text, _PAREN_TAIL.sub("", opt.text), opt.text.rstrip(" .;")):
+            v = _norm(variant)
+            if v:
+                out.add(v.lower())
+        if opt.key:
+            out.add(_norm(opt.key.replace("_", " ").replace("-", " ")).lower())
+    return tuple(sorted(out, key=lambda s: (-len(s), s)))
+
+
+def _pattern(strings: tuple[str, ...]) -> re.Pattern[str] | None:
+    if not strings:
+        return None
+    alts = "|".join(r"\s+".join(re.escape(w) for w in s.split(" ")) for s in strings)
+    return re.compile(rf"(?<!\w)(?:{alts})(?!\w)", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=4096)
+def _case_pattern(case: Case) -> re.Pattern[str] | None:
+    return _pattern(forbidden_strings(case))
+
+
+def has_letter_answer(text: str) -> bool:
+    """Whether ``text`` names an answer letter (rule 2)."""
+    return _LETTER_ANSWER.search(text) is not None
+
+
+def is_safe(case: Case, text: str) -> bool:
+    """Whether ``text`` may be shown to the doctor: no forbidden string of ``case``, no letter-answer pattern."""
+    pat = _case_pattern(case)
+    if pat is not None and pat.search(text):
+        return False
+    return not has_letter_answer(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def safe_fact_ids(case: Case) -> tuple[int, ...]:
+    """Ids of the hidden facts a patient may reveal (rule 3), in fact order."""
+    return tuple(f.id for f in case.facts if is_safe(case, f.text))
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def redact(case: Case, text: str) -> str:
+    """``text`` with every unsafe sentence removed; :data:`REFUSAL` if nothing safe remains."""
+    kept = [s for s in (p.strip() for p in _SENTENCE.split(text)) if s and is_safe(case, s)]
+    return " ".join(kept) if kept else REFUSAL
+
+
+def guard_reply(case: Case, text: str, ids: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
+    """The final check every patient applies: an unsafe reply becomes ``(REFUSAL, ())``."""
+    if text != REFUSAL and not is_safe(case, text):
+        return REFUSAL, ()
+    return text, ids
