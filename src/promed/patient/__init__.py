@@ -8,6 +8,7 @@
 
 from promed.patient.embed import EmbedConfig, Embedder, default_embedder, load_minilm
 from promed.patient.fact import FactPatient, FactPatientConfig
+from promed.patient.llm import LLMPatient, LLMPatientConfig, parse_fact_numbers
 from promed.patient.guard import REFUSAL, forbidden_strings, has_letter_answer, is_safe, redact, safe_fact_ids
 
 __all__ = [
@@ -16,11 +17,14 @@ __all__ = [
     "Embedder",
     "FactPatient",
     "FactPatientConfig",
+    "LLMPatient",
+    "LLMPatientConfig",
     "default_embedder",
     "forbidden_strings",
     "has_letter_answer",
     "is_safe",
     "load_minilm",
+    "parse_fact_numbers",
     "redact",
     "safe_fact_ids",
 ]
