@@ -16,8 +16,8 @@ Grammar (what every doctor is prompted and trained to emit)::
 4. An answer is read from the text after the keyword as a letter in the forms ``C``, ``(C)``, ``C.``, ``C)``,
    ``Option C``, or, failing that, as an option text matched exactly (case-insensitive) or contained at the start.
    A letter that is not one of the case's options is invalid.
-5. With no keyword at all: a lone letter (``C``, ``(C)``, ``C.``) is an answer; a single line ending in ``?`` is a
-   question; anything else is invalid.
+5. With no keyword at all: a lone letter (``C``, ``(C)``, ``C.``) is an answer; a single line ending in ``?`` (with at least
+   one word) is a question; anything else is invalid.
 
 Invalid output never raises: it becomes :class:`promed.types.Invalid` with a reason, and the environment counts
 it, lets the doctor retry once, then ends the episode with a forced answer.
@@ -32,8 +32,8 @@ from promed.types import Action, Answer, Ask, Invalid, Option
 
 _MARKUP = re.compile(r"[*_`#]+")
 _KEYWORD = re.compile(
-    r"(?P<answer>\bfinal\s+answer\b|\bthe\s+answer\s+is\b|\banswer\s+is\b|\banswer\b)"
-    r"|(?P<ask>\bask\b|\bquestion\b|\bq\b)"
+    r"(?:(?P<answer>\bfinal\s+answer\b|\bthe\s+answer\s+is\b|\banswer\s+is\b|\banswer\b)"
+    r"|(?P<ask>\bask\b|\bquestion\b|\bq\b))"
     r"\s*[:\-]?\s*",
     re.IGNORECASE,
 )
@@ -79,7 +79,7 @@ def parse_action(text: str, options: Sequence[Option]) -> Action:
     lone = _LONE_LETTER.match(first)
     if lone and lone.group(1).upper() in {o.letter.upper() for o in options}:
         return Answer(lone.group(1).upper())
-    if len(clean.splitlines()) == 1 and first.endswith("?"):
+    if len(clean.splitlines()) == 1 and first.endswith("?") and re.search(r"[A-Za-z]{2,}", first):
         return Ask(first)
     return Invalid(text, "no ASK or ANSWER")
 

@@ -1,0 +1,118 @@
+"""The ``promed`` command. Thin: parse options into config dataclasses and call the library; no logic here.
+
+Every input error (bad data file, unknown doctor, bad model spec, bad option) is printed as one line on stderr
+and exits with code 2 before anything is written.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="ProMed: train and evaluate medical LLMs that ask before they answer.",
+    pretty_exceptions_enable=False,
+)
+
+INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, LookupError)
+
+DATA_HELP = "'synthclinic' or a JSONL file (MediQ or generic format)."
+SPLIT_HELP = "SynthClinic split: train, val or test."
+SEED_HELP = "Run seed."
+
+
+@contextmanager
+def input_errors():
+    """Turn input errors into a one-line message and exit code 2."""
+    try:
+        yield
+    except INPUT_ERRORS as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2)
+
+
+def _data_cfg(data: str, split: str, limit: Optional[int], initial: str, data_seed: int):
+    from promed.config import DataConfig
+
+    return DataConfig(data=data, split=split, limit=limit, initial=initial, data_seed=data_seed)
+
+
+@app.command("eval")
+def eval_cmd(
+    data: str = typer.Option("synthclinic", help=DATA_HELP),
+    split: str = typer.Option("test", help=SPLIT_HELP),
+    limit: Optional[int] = typer.Option(None, help="Use at most this many cases."),
+    initial: str = typer.Option("first-sentence", help="Initial information for MediQ files: first-sentence or "
+                                                       "first-half-facts."),
+    doctor: str = typer.Option("reactive,full-info", help="Comma-separated doctors: reactive, full-info, random-<k>, "
+                               "abstain-numeric, abstain-scale, greedy-eig, prompted, llm:<spec or checkpoint dir>."),
+    patient: str = typer.Option("fact", help="Patient simulator: fact (embedding retrieval of facts) or llm."),
+    model: Optional[str] = typer.Option(None, help="Model spec (gemma-270m, hf:<id|path>, gguf:<file>, "
+                                        "openai:<model>@<url>, tiny) for the prompted doctor, the LLM patient and "
+                                        "the scorer when --scorer is not given."),
+    scorer: Optional[str] = typer.Option(None, help="'bayes' (SynthClinic exact posterior) or a model spec. "
+                                         "Default: bayes on SynthClinic, else --model."),
+    max_questions: int = typer.Option(5, help="Question budget per consultation."),
+    sig: bool = typer.Option(True, help="Annotate questions with SIG (Shapley values cached in OUT/shapley.jsonl)."),
+    estimator: str = typer.Option("auto", help="Shapley estimator for SIG: auto, exact, permutation, kernel, "
+                                  "reference."),
+    seed: int = typer.Option(0, help=SEED_HELP),
+    data_seed: int = typer.Option(0, help="SynthClinic generator seed (0 = the standard benchmark)."),
+    batch_size: int = typer.Option(64, help="Consultations stepped together."),
+    out: Path = typer.Option(Path("runs/eval"), help="Output directory (re-running resumes)."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+):
+    """Evaluate doctors in the consultation environment; write transcripts, summary.json and table.md."""
+    from promed.config import EvalConfig
+    from promed.env.consultation import EnvConfig
+
+    with input_errors():
+        cfg = EvalConfig(
+            data=_data_cfg(data, split, limit, initial, data_seed),
+            doctors=tuple(d.strip() for d in doctor.split(",") if d.strip()),
+            patient=patient, model=model, scorer=scorer, env=EnvConfig(max_questions=max_questions),
+            sig=sig, estimator=estimator, seed=seed, batch_size=batch_size, out=out,
+        )
+        from promed.eval.evaluate import run_eval
+        from promed.eval.report import rich_table
+
+        results = run_eval(cfg, progress=progress)
+    from rich.console import Console
+
+    Console().print(rich_table(results, title=f"{data} ({split if data == 'synthclinic' else 'file'}), "
+                                              f"budget {max_questions}"))
+    typer.echo(f"wrote {out}/summary.json, {out}/table.md, {out}/transcripts/")
+
+
+@app.command("data")
+def data_cmd(
+    source: str = typer.Argument(..., help="Data source to write: synthclinic."),
+    split: str = typer.Option("test", help=SPLIT_HELP),
+    limit: Optional[int] = typer.Option(None, help="Write at most this many cases."),
+    seed: int = typer.Option(0, help="SynthClinic generator seed."),
+    out: Path = typer.Option(..., help="Output JSONL file (generic format, readable with --data FILE)."),
+):
+    """Write generated cases as generic JSONL (read back identically by --data FILE)."""
+    from promed.data.cases import write_cases
+    from promed.data.sources import load_data
+
+    with input_errors():
+        if source != "synthclinic":
+            raise ValueError(f"unknown data source {source!r}: only synthclinic can be written")
+        cases = load_data(_data_cfg("synthclinic", split, limit, "first-sentence", seed)).cases
+        write_cases(cases, out)
+    typer.echo(f"wrote {len(cases)} cases to {out}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,68 @@
+"""Doctor names on the command line -> doctor objects.
+
+Names: ``reactive``, ``full-info``, ``random-<k>``, ``abstain-numeric``, ``abstain-scale``, ``greedy-eig``,
+``prompted``, ``llm:<model spec or checkpoint dir>``. ``full-info`` is the reactive doctor in an environment that
+reveals every fact up front; the others run in the normal environment.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from promed.llm.base import LLM, SpecError
+from promed.types import Doctor, Scorer
+
+DOCTOR_NAMES = ("reactive", "full-info", "random-<k>", "abstain-numeric", "abstain-scale", "greedy-eig",
+                "prompted", "llm:<spec or checkpoint dir>")
+
+
+@dataclass(frozen=True)
+class DoctorEntry:
+    """A doctor to evaluate and the information regime it runs under."""
+
+    name: str
+    doctor: Doctor
+    reveal_all: bool = False
+
+
+def llm_spec_of(target: str) -> str:
+    """``llm:<x>``'s target as a model spec: a directory is a Hugging Face checkpoint (``hf:<dir>``)."""
+    if Path(target).is_dir():
+        return f"hf:{target}"
+    return target
+
+
+def build_doctor(name: str, scorer: Callable[[], Scorer], llm: Callable[[], LLM],
+                 load_llm: Callable[[str], LLM]) -> DoctorEntry:
+    """Build a doctor by name. ``scorer`` and ``llm`` are lazy factories (models load only if a doctor needs them)."""
+    from promed.doctor import baselines
+    from promed.doctor.policy import LLMDoctor
+
+    if name == "reactive":
+        return DoctorEntry(name, baselines.ReactiveDoctor(scorer(), name))
+    if name == "full-info":
+        return DoctorEntry(name, baselines.ReactiveDoctor(scorer(), name), reveal_all=True)
+    if m := re.fullmatch(r"random-(\d+)", name):
+        return DoctorEntry(name, baselines.RandomQuestionDoctor(scorer(), int(m.group(1)), name))
+    if name in ("abstain-numeric", "abstain-scale"):
+        mode = name.split("-")[1]
+        return DoctorEntry(name, baselines.AbstainDoctor(scorer(), mode, llm=_maybe(llm), name=name))
+    if name == "greedy-eig":
+        from promed.doctor.eig import GreedyEIGDoctor
+
+        return DoctorEntry(name, GreedyEIGDoctor())
+    if name == "prompted":
+        return DoctorEntry(name, LLMDoctor(llm(), name))
+    if name.startswith("llm:") and len(name) > 4:
+        return DoctorEntry(name, LLMDoctor(load_llm(llm_spec_of(name[4:])), name))
+    raise SpecError(f"unknown doctor {name!r}; choose from {', '.join(DOCTOR_NAMES)}")
+
+
+def _maybe(factory: Callable[[], LLM]) -> LLM | None:
+    try:
+        return factory()
+    except LookupError:
+        return None

@@ -1,0 +1,36 @@
+"""Result tables: markdown for ``table.md`` and a rich table for the terminal."""
+
+from __future__ import annotations
+
+from promed.eval.metrics import Metrics
+
+COLUMNS = ("doctor", "accuracy", "95% CI", "questions", "fact recall", "SIG/question", "SIG total",
+           "invalid", "truncated", "n")
+
+
+def _row(name: str, m: Metrics) -> list[str]:
+    sig = "-" if m.mean_sig is None else f"{m.mean_sig:.3f}"
+    tot = "-" if m.total_sig is None else f"{m.total_sig:.3f}"
+    return [name, f"{m.accuracy:.3f}", f"[{m.ci95[0]:.3f}, {m.ci95[1]:.3f}]", f"{m.mean_questions:.2f}",
+            f"{m.fact_recall:.3f}", sig, tot, f"{m.invalid_rate:.3f}", f"{m.truncated_rate:.3f}", str(m.n)]
+
+
+def markdown_table(results: dict[str, Metrics]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_row(name, m)) + " |" for name, m in results.items()]
+    skipped = next(iter(results.values())).skipped if results else {}
+    if skipped:
+        lines.append("")
+        lines.append("Skipped cases: " + ", ".join(f"{v} ({k})" for k, v in sorted(skipped.items())))
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(results: dict[str, Metrics], title: str = ""):
+    from rich.table import Table
+
+    table = Table(title=title or None)
+    for c in COLUMNS:
+        table.add_column(c, justify="left" if c == "doctor" else "right")
+    for name, m in results.items():
+        table.add_row(*_row(name, m))
+    return table
