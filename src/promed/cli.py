@@ -110,6 +110,34 @@ def data_cmd(
     typer.echo(f"wrote {len(cases)} cases to {out}")
 
 
+@app.command("sig")
+def sig_cmd(
+    data: str = typer.Option("synthclinic", help=DATA_HELP),
+    split: str = typer.Option("test", help=SPLIT_HELP),
+    limit: Optional[int] = typer.Option(None, help="Use at most this many cases."),
+    initial: str = typer.Option("first-sentence", help="Initial information for MediQ files."),
+    scorer: str = typer.Option("bayes", help="'bayes' (SynthClinic exact posterior) or a model spec."),
+    log: bool = typer.Option(False, "--log", help="v(S) = log-probability of the gold option (default: probability)."),
+    estimator: str = typer.Option("auto", help="exact, reference, permutation, kernel, or auto (exact when 2^n is "
+                                  "small, else kernel)."),
+    budget: Optional[int] = typer.Option(None, help="Distinct v(S) evaluations per case (default 10 x facts)."),
+    seed: int = typer.Option(0, help=SEED_HELP),
+    data_seed: int = typer.Option(0, help="SynthClinic generator seed."),
+    out: Path = typer.Option(Path("runs/sig"), help="Output directory; re-running with it resumes."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+):
+    """Compute and cache the Shapley values of every case's hidden facts (OUT/shapley.jsonl, OUT/summary.json)."""
+    from promed.sig.run import SigRunConfig, run_sig
+
+    with input_errors():
+        cfg = SigRunConfig(data=_data_cfg(data, split, limit, initial, data_seed), scorer=scorer, log=log,
+                           estimator=estimator, budget=budget, seed=seed, out=out)
+        summary = run_sig(cfg, progress=progress)
+    for k, v in summary.items():
+        typer.echo(f"{k:>24}: {v}")
+    typer.echo(f"wrote {out}/shapley.jsonl and {out}/summary.json")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
