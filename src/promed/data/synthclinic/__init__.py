@@ -18,6 +18,7 @@ from promed.data.synthclinic.generator import (
 from promed.data.synthclinic.posterior import BayesScorer, model
 from promed.data.synthclinic.questions import (
     candidate_questions,
+    fact_for_question,
     finding_of_question,
     question_for,
     question_for_fact,
@@ -31,6 +32,7 @@ __all__ = [
     "SPLITS",
     "candidate_questions",
     "documentation_probs",
+    "fact_for_question",
     "fact_text",
     "finding_of_question",
     "generate_cases",

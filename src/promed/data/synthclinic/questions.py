@@ -14,7 +14,7 @@ import numpy as np
 
 from promed.data.synthclinic import kb
 from promed.data.synthclinic.posterior import finding_information, model, option_indices, parse_initial
-from promed.types import Fact, Finding, Option
+from promed.types import Case, Fact, Finding, Option
 
 
 def _norm(text: str) -> str:
@@ -79,3 +79,12 @@ def candidate_questions(options: Sequence[Option], known_codes: set[str], *,
     order = np.argsort(-info, kind="stable")
     return [(m.finding_codes[i], kb.FINDINGS[i].question) for i in order
             if cand[i] and m.finding_codes[i] not in known]
+
+
+def fact_for_question(case: Case, question: str) -> Fact | None:
+    """The hidden fact that ``question`` targets by exact code match, or ``None`` (not a KB question, or the case
+    does not document that finding). This is the exact-code patient used by tests and benchmarks."""
+    code = finding_of_question(question)
+    if code is None:
+        return None
+    return next((f for f in case.facts if f.finding is not None and f.finding.code == code), None)
