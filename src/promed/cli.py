@@ -85,7 +85,7 @@ def eval_cmd(
         results = run_eval(cfg, progress=progress)
     from rich.console import Console
 
-    Console().print(rich_table(results, title=f"{data} ({split if data == 'synthclinic' else 'file'}), "
+    Console(width=max(140, Console().width)).print(rich_table(results, title=f"{data} ({split if data == 'synthclinic' else 'file'}), "
                                               f"budget {max_questions}"))
     typer.echo(f"wrote {out}/summary.json, {out}/table.md, {out}/transcripts/")
 

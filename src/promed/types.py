@@ -219,6 +219,7 @@ class Transcript:
     invalid: int = 0
     n_outputs: int = 0
     doctor: str = ""
+    given: tuple[int, ...] = ()
 
     @property
     def terminated(self) -> bool:
@@ -238,8 +239,8 @@ class Transcript:
 
     @property
     def known(self) -> tuple[int, ...]:
-        """All fact ids revealed so far, sorted."""
-        return tuple(sorted({i for t in self.turns for i in t.revealed}))
+        """All fact ids known so far (given at turn 0, as in the full-information setting, or revealed), sorted."""
+        return tuple(sorted(set(self.given) | {i for t in self.turns for i in t.revealed}))
 
     def with_turns(self, turns: Sequence[Turn]) -> "Transcript":
         return replace(self, turns=tuple(turns))

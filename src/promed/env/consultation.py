@@ -155,6 +155,7 @@ class Consultation:
             invalid=self.invalid,
             n_outputs=self.n_outputs,
             doctor=doctor,
+            given=tuple(range(c.n_facts)) if self.cfg.reveal_all else (),
         )
 
     # -- internals ----------------------------------------------------------------------------------------------

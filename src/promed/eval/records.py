@@ -14,7 +14,7 @@ from promed.types import Case, DoctorView, Transcript, Turn
 
 
 def final_view(case: Case, tr: Transcript, max_questions: int) -> DoctorView:
-    known = {i for t in tr.turns for i in t.revealed}
+    known = set(tr.known)
     return DoctorView(
         case_id=case.id, initial=case.initial, question=case.question, options=case.options, turns=tr.turns,
         known_facts=tuple(case.facts[i] for i in sorted(known)),
@@ -41,6 +41,7 @@ def transcript_to_json(case: Case, tr: Transcript, max_questions: int) -> dict:
         "invalid": tr.invalid,
         "n_outputs": tr.n_outputs,
         "n_facts": case.n_facts,
+        "given": list(tr.given),
         "messages": transcript_messages(case, tr, max_questions),
         "turns": [
             {"question": t.question, "reply": t.reply, "revealed": list(t.revealed), "new": list(t.new),
@@ -58,5 +59,6 @@ def transcript_from_json(rec: dict) -> tuple[Transcript, int]:
         for t in rec["turns"]
     )
     tr = Transcript(case_id=rec["id"], turns=turns, answer=rec["answer"], correct=rec["correct"], end=rec["end"],
-                    invalid=rec["invalid"], n_outputs=rec["n_outputs"], doctor=rec["doctor"])
+                    invalid=rec["invalid"], n_outputs=rec["n_outputs"], doctor=rec["doctor"],
+                    given=tuple(rec.get("given", ())))
     return tr, int(rec["n_facts"])
