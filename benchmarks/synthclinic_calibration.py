@@ -105,6 +105,12 @@ def main() -> None:
     dt = time.perf_counter() - t0
     print(f"BayesScorer throughput: 100000 queries in {dt:.2f} s ({100_000 / dt:,.0f} queries/s)")
 
+    big = max(cases, key=lambda c: c.n_facts)
+    masks = (np.arange(2 ** big.n_facts)[:, None] >> np.arange(big.n_facts)) & 1
+    t0 = time.perf_counter()
+    scorer.subset_probs(big, masks)
+    print(f"BayesScorer.subset_probs: all 2^{big.n_facts} subsets of one case in {time.perf_counter() - t0:.3f} s")
+
     eig = GreedyEIGDoctor()
     for name, act in (
         (f"greedy-eig (budget {args.budget})", lambda vs: eig.act(vs, np.random.default_rng(args.seed))),

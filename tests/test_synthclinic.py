@@ -217,6 +217,21 @@ def test_probs_properties(test200, scorer):
     assert two[0].shape == (2,) and math.isclose(two[0].sum(), 1.0) and np.allclose(two[1], batch[0])
 
 
+def test_subset_probs_equals_queries(test200, scorer):
+    c = max(test200, key=lambda c: c.n_facts)
+    masks = (np.arange(2 ** c.n_facts)[:, None] >> np.arange(c.n_facts)) & 1
+    fast = scorer.subset_probs(c, masks)
+    assert fast.shape == (2 ** c.n_facts, 4) and np.allclose(fast.sum(1), 1.0)
+    pick = np.random.default_rng(2).choice(len(masks), 200, replace=False)
+    slow = scorer.probs([c.query(np.flatnonzero(masks[i])) for i in pick])
+    np.testing.assert_allclose(np.array(slow), fast[pick], rtol=1e-10, atol=1e-13)
+    assert scorer.probs([]) == []
+    # freshly built (non-shared) fact objects give the same answer as the case's own
+    q = c.query(range(c.n_facts))
+    fresh = replace(q, facts=tuple(Fact(f.id, f.text, Finding(f.finding.code, f.finding.present)) for f in q.facts))
+    np.testing.assert_allclose(scorer.probs([fresh])[0], fast[-1])
+
+
 # ---- questions ---------------------------------------------------------------------------------------------------
 
 
