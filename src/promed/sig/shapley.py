@@ -436,12 +436,9 @@ def _constrained_wls(z: np.ndarray, w: np.ndarray, y: np.ndarray, total: float) 
     kkt[..., :n, n] = 1.0
     kkt[..., n, :n] = 1.0
     rhs = np.concatenate([2 * b, np.full(lead + (1,), total)], axis=-1)
-    try:
-        sol = np.linalg.solve(kkt, rhs[..., None])[..., 0]
-    except np.linalg.LinAlgError:
-        sol = np.stack([np.linalg.lstsq(k, r, rcond=None)[0] for k, r in zip(kkt.reshape(-1, n + 1, n + 1),
-                                                                             rhs.reshape(-1, n + 1))])
-        sol = sol.reshape(lead + (n + 1,))
+    # pinv rather than solve: with few coalitions (or a bootstrap resample that drops some) the system can be
+    # singular; pinv then returns the minimum-norm solution instead of garbage.
+    sol = np.einsum("...ij,...j->...i", np.linalg.pinv(kkt, rcond=1e-12), rhs)
     return sol[..., :n]
 
 
@@ -469,6 +466,11 @@ class KernelShapley:
     """
 
     n_bootstrap: int = field(default=64, metadata={"help": "bootstrap resamples for stderr (0: stderr is NaN)"})
+    enumerate_share: float = field(
+        default=1.0,
+        metadata={"help": "enumerate a size group when its mass-proportional budget share >= this fraction of its "
+                  "coalitions (1.0 = shap's rule; 0 = whenever it fits)"},
+    )
     name: str = "kernel"
 
     def estimate(self, f: SetFn, n_players: int, budget: int | None, rng: np.random.Generator) -> ShapleyResult:
@@ -489,7 +491,7 @@ class KernelShapley:
         n_enum = 0
         for gr in groups:  # enumerate heavy groups while their proportional share covers them
             count = gr.units * 2
-            if count > left or left * gr.mass / mass_left < count * (1 - 1e-9):
+            if count > left or left * gr.mass / mass_left < self.enumerate_share * count * (1 - 1e-9):
                 break
             enum_keys.append(_sample_group(gr, gr.units, rng).ravel())
             left -= count
