@@ -1,0 +1,280 @@
+"""``promed mcts``: search every case's consultation tree and export the best trajectories as SFT data.
+
+Outputs under ``out/``:
+
+* ``trajectories.jsonl`` - chat-format records, appended per case::
+
+      {"id", "messages", "sig", "reward", "correct", "n_questions", "rank", "answer", "gold"}
+
+  ``messages`` is :func:`promed.eval.records.transcript_messages` of the trajectory: system, the case as the first
+  user message, then ``ASK: <question>`` / patient reply pairs, and ``ANSWER: X`` last - exactly how evaluation
+  renders a transcript, so the SFT doctor is trained on the prompts it is evaluated on. ``sig`` is the per-question
+  SIG (the annotator's values), ``reward`` the trajectory's return, ``rank`` 0 for the best trajectory.
+* ``search.jsonl`` - one line per searched case (its best trajectory's figures and the search's cost); the ids
+  here are the cases done. ``shapley.jsonl`` - the Shapley cache (:mod:`promed.sig.cache`).
+* ``summary.json`` - cases, trajectories, mean return, trajectory accuracy, mean questions, SIG, wall time.
+
+Selection rule (per case): trajectories ranked by :func:`promed.search.mcts.rank_trajectories` (correct first, then
+higher return, then fewer questions); rank 0 is exported, and ranks 1..top_k-1 if ``top_k > 1``. With
+``if_none_correct="skip"`` (default) incorrect trajectories are never exported - a case with none correct is
+skipped (rejection sampling: SFT never teaches a wrong answer); with ``"best"`` the ranking applies as is.
+
+Resumable: a case is done once its ``search.jsonl`` line is written (after its trajectories); on restart done
+cases are skipped and trajectory lines of a case interrupted in between are dropped. Determinism: each case's
+RNG is seeded from (seed, case content hash), so a case's search does not depend on order or resumption.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from promed.config import DataConfig
+from promed.eval.records import transcript_messages
+from promed.io import JsonlAppender, atomic_write_json, atomic_write_lines, read_jsonl, repair_jsonl
+from promed.search.candidates import SOURCES, build_source, is_synthclinic
+from promed.search.mcts import ConsultationWorld, MctsConfig, MctsResult, Rewarder, Trajectory, mcts_search
+from promed.types import Case
+
+NoneCorrect = Literal["skip", "best"]
+
+
+@dataclass(frozen=True)
+class MctsRunConfig:
+    """``promed mcts``: Stage 1 trajectory search and export."""
+
+    data: DataConfig = field(default_factory=lambda: DataConfig(split="train"), metadata={"help": "Cases."})
+    candidates: str = field(default="facts", metadata={"help": "Candidate questions: policy, facts or both."})
+    model: str | None = field(default=None, metadata={"help": "Model spec: policy samples, the question writer on "
+                                                              "real data, the LLM patient and (default) scorer."})
+    scorer: str | None = field(default=None, metadata={"help": "'bayes' or a model spec; default: bayes on "
+                                                               "SynthClinic, else --model."})
+    patient: str = field(default="fact", metadata={"help": "Patient simulator: fact or llm."})
+    iterations: int = field(default=32, metadata={"help": "MCTS iterations per case."})
+    width: int = field(default=4, metadata={"help": "Question candidates per expanded node (per source)."})
+    max_questions: int = field(default=5, metadata={"help": "Question budget (tree depth)."})
+    c_uct: float = field(default=1.0, metadata={"help": "UCT exploration constant."})
+    gamma: float = field(default=1.0, metadata={"help": "Discount in returns and backups."})
+    w_sig: float = field(default=1.0, metadata={"help": "Weight of SIG in question rewards."})
+    w_correct: float = field(default=1.0, metadata={"help": "Reward of a correct answer."})
+    question_cost: float = field(default=0.0, metadata={"help": "Cost per question."})
+    rollout: str = field(default="greedy", metadata={"help": "Simulation policy: greedy or random."})
+    lam: float = field(default=0.5, metadata={"help": "SIG blend: 0 = uniform information gain, 1 = Shapley "
+                                                      "weights only."})
+    sig_enabled: bool = field(default=True, metadata={"help": "False: correctness-only search (w_sig = 0); SIG is "
+                                                              "still recorded."})
+    weighting: str = field(default="softmax", metadata={"help": "Shapley -> weights: softmax or positive."})
+    estimator: str = field(default="auto", metadata={"help": "Shapley estimator: auto, exact, permutation, kernel."})
+    top_k: int = field(default=1, metadata={"help": "Trajectories exported per case (best first)."})
+    if_none_correct: NoneCorrect = field(default="skip", metadata={"help": "skip: export correct trajectories "
+                                                                           "only; best: export the best anyway."})
+    off_target: int = field(default=1, metadata={"help": "facts source: questions per node about undocumented "
+                                                         "findings (SynthClinic) or generic questions (real)."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the policy source."})
+    batch_cases: int = field(default=32, metadata={"help": "Cases whose patient replies are prefetched together."})
+    shapley_cache: Path | None = field(default=None, metadata={"help": "Shapley cache file (default "
+                                                                       "out/shapley.jsonl); share it across runs."})
+    seed: int = field(default=0, metadata={"help": "Run seed (per-case RNGs derive from it)."})
+    out: Path = field(default=Path("runs/mcts"), metadata={"help": "Output directory."})
+
+    def __post_init__(self) -> None:
+        if self.candidates not in SOURCES:
+            raise ValueError(f"candidates must be one of {SOURCES}, got {self.candidates!r}")
+        if self.if_none_correct not in ("skip", "best"):
+            raise ValueError(f"if_none_correct must be skip or best, got {self.if_none_correct!r}")
+        if self.top_k < 1:
+            raise ValueError("top_k must be >= 1")
+        self.mcts()  # validates the search settings
+
+    def mcts(self) -> MctsConfig:
+        return MctsConfig(iterations=self.iterations, width=self.width, max_questions=self.max_questions,
+                          c_uct=self.c_uct, gamma=self.gamma, w_sig=self.w_sig if self.sig_enabled else 0.0,
+                          w_correct=self.w_correct, question_cost=self.question_cost, rollout=self.rollout)
+
+
+def case_seed(seed: int, case: Case) -> list[int]:
+    """Seed material of a case's RNG: independent of case order and of resumption."""
+    return [seed, int(case.content_hash()[:12], 16)]
+
+
+def trajectory_record(case: Case, traj: Trajectory, max_questions: int, rank: int) -> dict:
+    """The exported chat-format line of one trajectory (see the module docstring)."""
+    return {
+        "id": case.id, "messages": transcript_messages(case, traj.transcript(), max_questions),
+        "sig": [round(s, 6) for s in traj.sig], "reward": round(traj.ret, 6), "correct": traj.correct,
+        "n_questions": traj.n_questions, "rank": rank, "answer": traj.answer, "gold": case.answer,
+    }
+
+
+def export_trajectories(case: Case, result: MctsResult, top_k: int, if_none_correct: NoneCorrect,
+                        max_questions: int) -> list[dict]:
+    """Records for the trajectories chosen by the selection rule (best first; may be empty)."""
+    chosen = [t for t in result.top if t.correct or if_none_correct == "best"][:top_k]
+    return [trajectory_record(case, t, max_questions, k) for k, t in enumerate(chosen)]
+
+
+def _stats_record(case: Case, res: MctsResult, n_exported: int, shapley_s: float, prefetched: int) -> dict:
+    b = res.best
+    return {"id": case.id, "exported": n_exported, "prefetched_questions": prefetched, "found_correct": any(t.correct for t in res.top),
+            "best_return": None if b is None else round(b.ret, 6), "best_correct": None if b is None else b.correct,
+            "best_questions": None if b is None else b.n_questions,
+            "best_sig": None if b is None else round(sum(b.sig), 6),
+            **dataclasses.asdict(res.stats), "shapley_seconds": round(shapley_s, 4)}
+
+
+class _Models:
+    """The run's models, built on first use (the LLM loads at most once and is shared)."""
+
+    def __init__(self, cfg: MctsRunConfig, synthetic: bool):
+        self.cfg, self.synthetic, self._llm = cfg, synthetic, None
+
+    def llm(self):
+        if self._llm is None and self.cfg.model:
+            from promed.llm import load_llm
+
+            self._llm = load_llm(self.cfg.model)
+        return self._llm
+
+    def scorer(self):
+        spec = self.cfg.scorer or ("bayes" if self.synthetic else self.cfg.model)
+        if spec is None:
+            raise ValueError("real data needs a scorer: pass --scorer SPEC or --model SPEC")
+        if spec == "bayes":
+            from promed.data.synthclinic import BayesScorer
+
+            return BayesScorer()
+        from promed.llm import load_llm
+        from promed.llm.scorer import LLMScorer
+
+        return LLMScorer(self.llm() if spec == self.cfg.model else load_llm(spec))
+
+    def patient(self):
+        if self.cfg.patient == "fact":
+            from promed.patient import FactPatient
+
+            return FactPatient()
+        if self.cfg.patient == "llm":
+            from promed.patient import LLMPatient
+
+            if self.llm() is None:
+                raise ValueError("the llm patient needs --model SPEC")
+            return LLMPatient(self.llm())
+        raise ValueError(f"unknown patient {self.cfg.patient!r}: choose fact or llm")
+
+
+def _done_ids(out: Path) -> set[str]:
+    """Ids finished by an earlier run; trajectory lines of unfinished cases are dropped."""
+    stats, traj = out / "search.jsonl", out / "trajectories.jsonl"
+    repair_jsonl(stats)
+    repair_jsonl(traj)
+    done = {r["id"] for r in read_jsonl(stats)}
+    lines = traj.read_text(encoding="utf-8").splitlines() if traj.exists() else []
+    keep = [ln for ln in lines if ln.strip() and json.loads(ln)["id"] in done]
+    if len(keep) != len(lines):
+        atomic_write_lines(traj, keep)
+    return done
+
+
+def run_mcts(cfg: MctsRunConfig, progress: bool = True) -> dict:
+    """Search every case of ``cfg.data`` (skipping done ones), export trajectories, write and return the summary."""
+    from promed.data.sources import load_data
+    from promed.sig.annotate import SigAnnotator
+    from promed.sig.cache import EstimatorChoice, ShapleyCache
+    from promed.sig.reward import SigConfig
+    from promed.sig.value import ScorerValue
+
+    t0 = time.perf_counter()
+    cases = load_data(cfg.data).cases
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    synthetic = bool(cases) and all(is_synthclinic(c) for c in cases)
+    models = _Models(cfg, synthetic)
+    need_llm = cfg.candidates != "facts" or not synthetic
+    llm = models.llm() if need_llm else None
+    source = build_source(cfg.candidates, llm, temperature=cfg.temperature, off_target=cfg.off_target)
+    scorer, patient = models.scorer(), models.patient()
+    sig_cfg = SigConfig(lam=cfg.lam, weighting=cfg.weighting)
+    cache = ShapleyCache(ScorerValue(scorer), EstimatorChoice(cfg.estimator),
+                         cfg.shapley_cache or out / "shapley.jsonl", cfg.seed)
+    annotator = SigAnnotator(cache, sig_cfg)
+    mcfg = cfg.mcts()
+    atomic_write_json(out / "manifest.json", {"config": _jsonable(dataclasses.asdict(cfg)), "stage": "mcts"})
+
+    done = _done_ids(out)
+    todo = [c for c in cases if c.id not in done]
+    bar = _bar(progress, len(cases), len(cases) - len(todo))
+    with JsonlAppender(out / "trajectories.jsonl") as traj_sink, JsonlAppender(out / "search.jsonl") as stat_sink:
+        for start in range(0, len(todo), cfg.batch_cases):
+            chunk = todo[start:start + cfg.batch_cases]
+            memo: dict = {}
+            pre = [(c, q) for c in chunk for q in dict.fromkeys(source.prefetch(c))]
+            if pre:  # one batched patient call for the chunk's foreseeable questions
+                replies = patient.reply([c for c, _ in pre], [q for _, q in pre])
+                memo.update({(c.id, q): (r[0], tuple(sorted(r[1]))) for (c, q), r in zip(pre, replies)})
+            for case in chunk:
+                ts = time.perf_counter()
+                weights = annotator.weights(case)
+                shapley_s = time.perf_counter() - ts
+                world = ConsultationWorld(case, patient, scorer, cfg.max_questions, memo)
+                res = mcts_search(world, source, Rewarder(case, weights, cfg.lam, mcfg), mcfg,
+                                  np.random.default_rng(case_seed(cfg.seed, case)), top_k=max(cfg.top_k, 1))
+                records = export_trajectories(case, res, cfg.top_k, cfg.if_none_correct, cfg.max_questions)
+                for rec in records:
+                    traj_sink.write(rec)
+                n_pre = sum(1 for c, _ in pre if c.id == case.id)
+                stat_sink.write(_stats_record(case, res, len(records), shapley_s, n_pre))
+                bar.update(1)
+    bar.close()
+    summary = summarise(out, {c.id for c in cases}, time.perf_counter() - t0)
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def summarise(out: Path, ids: set[str], wall_s: float) -> dict:
+    """Figures over the cases of this run that are done (including those done by earlier invocations)."""
+    stats = [r for r in read_jsonl(out / "search.jsonl") if r["id"] in ids]
+    trajs = [r for r in read_jsonl(out / "trajectories.jsonl") if r["id"] in ids]
+    best = [r for r in stats if r["best_return"] is not None]
+
+    def mean(xs) -> float | None:
+        xs = [x for x in xs if x is not None]
+        return round(float(np.mean(xs)), 6) if xs else None
+
+    return {
+        "cases": len(ids), "searched": len(stats), "exported_cases": sum(r["exported"] > 0 for r in stats),
+        "trajectories": len(trajs),
+        "mean_return": mean(r["best_return"] for r in best),
+        "trajectory_accuracy": mean(float(r["best_correct"]) for r in best),
+        "mean_questions": mean(r["best_questions"] for r in best),
+        "mean_sig": mean(r["best_sig"] for r in best),
+        "exported_mean_return": mean(r["reward"] for r in trajs if r["rank"] == 0),
+        "exported_mean_questions": mean(r["n_questions"] for r in trajs if r["rank"] == 0),
+        "mean_seconds_per_case": mean(r["seconds"] + r["shapley_seconds"] for r in stats),
+        "mean_search_seconds": mean(r["seconds"] for r in stats),
+        "mean_shapley_seconds": mean(r["shapley_seconds"] for r in stats),
+        "mean_nodes": mean(r["nodes"] for r in stats),
+        "patient_questions": int(sum(r["patient_questions"] + r["prefetched_questions"] for r in stats)),
+        "scorer_queries": int(sum(r["scorer_queries"] for r in stats)),
+        "proposal_calls": int(sum(r["proposal_calls"] for r in stats)),
+        "wall_s": round(wall_s, 3),
+    }
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return str(obj) if isinstance(obj, Path) else obj
+
+
+def _bar(enabled: bool, total: int, initial: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="mcts", unit="case", disable=not enabled)
