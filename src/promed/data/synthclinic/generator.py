@@ -6,8 +6,11 @@ The sampling story of one case (every step uses the one ``np.random.Generator`` 
 2. disease ``d ~ P(d | band, sex)``;
 3. chief complaint ``cc ~ P(cc | d) ∝ P(c | d)`` over the complaint findings (a deviation from "pick one of the
    present findings": this form keeps the posterior exact; the complaint finding is then present);
-4. the *pool* of confusable diseases: the ``pool_size`` most probable diseases given (band, sex, cc), a function of
-   the visible initial statement only. If ``d`` is not in the pool the whole draw is rejected and restarted;
+4. the *pool* of confusable diseases: the (at most) ``pool_size`` most probable diseases given (band, sex, cc) whose
+   probability is at least ``pool_min_ratio`` times the top one - a function of the visible initial statement only.
+   If the pool has fewer than ``n_options`` members (an initial statement that nearly gives the answer away) or
+   ``d`` is not in it, the whole draw is rejected and restarted; both events are visible or hold for every option
+   disease, so they do not change the posterior over the options;
 5. options: ``d`` plus ``n_options - 1`` distractors drawn uniformly from the rest of the pool, shuffled (gold
    position uniform). ``P(options | d)`` is the same for every option disease, so it drops out of the posterior;
 6. documentation: each finding relevant to the option diseases (listed by one of them; not the chief complaint;
@@ -205,7 +208,8 @@ def _to_case(draw: _Draw, case_id: str, rng: np.random.Generator) -> Case:
         for i, (f, v) in enumerate(ordered)
     )
     person = "woman" if draw.sex == 0 else "man"
-    initial = f"A {draw.age}-year-old {person} presents with {kb.FINDINGS[draw.cc].complaint}."
+    article = "An" if draw.age in (8, 11, 18) or 80 <= draw.age <= 89 else "A"
+    initial = f"{article} {draw.age}-year-old {person} presents with {kb.FINDINGS[draw.cc].complaint}."
     options = tuple(
         Option(LETTERS[i], kb.DISEASES[o].name, kb.DISEASES[o].code) for i, o in enumerate(draw.options)
     )
