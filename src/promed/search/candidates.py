@@ -99,15 +99,22 @@ def template_question(fact: str) -> str:
     return f"Can you tell me about {topic}?" if topic else "Can you tell me more about your symptoms?"
 
 
+_FILLER = {"reports", "reported", "denies", "denied", "shows", "showed", "patient", "have", "has", "had", "been",
+           "with", "that", "this", "there", "were", "does", "your", "their", "about", "from", "feels", "notes"}
+
+
 def copies_fact(question: str, fact: str) -> bool:
-    """True when a written question gives the fact away: contains it verbatim, or uses >= 90% of its content
-    words (words of 4+ letters) when it has at least 4 of them."""
+    """True when a written question gives the fact away: contains it verbatim, repeats one of its numbers
+    (values), or uses >= 80% of its content words (words of 4+ letters, reporting verbs and fillers excluded)
+    when it has at least 3 of them."""
     q, f = _norm(question), _norm(fact).rstrip(".")
     if f and f in q:
         return True
-    fw = {w for w in re.findall(r"[a-z0-9-]{4,}", f)}
+    if set(re.findall(r"\d+(?:[.,/]\d+)*", f)) & set(re.findall(r"\d+(?:[.,/]\d+)*", q)):
+        return True
+    fw = set(re.findall(r"[a-z0-9-]{4,}", f)) - _FILLER
     qw = set(re.findall(r"[a-z0-9-]{4,}", q))
-    return len(fw) >= 4 and len(fw & qw) >= 0.9 * len(fw)
+    return len(fw) >= 3 and len(fw & qw) >= 0.8 * len(fw)
 
 
 def _clean_question(text: str) -> str | None:

@@ -33,7 +33,8 @@ Algorithm
     candidate proposal, one batched patient call for its questions, one batched scorer call for the answers of
     all its children), *simulate* to a terminal state by the rollout policy (greedy: among the questions whose
     reply reveals a new fact, the one with the highest immediate reward, answering once none does; random: a
-    uniformly random question, answering when the budget is spent; both prefer unexplored children), adding the simulated nodes to the tree as llm-reasoners does, and *back up* the
+    uniformly random question, answering when the budget is spent; both prefer unexplored children), adding the
+    simulated nodes to the tree as llm-reasoners does, and *back up* the
     discounted return along the path (node value = mean return from that node on). Every iteration therefore
     ends in a complete trajectory; all of them are kept.
 
@@ -269,13 +270,25 @@ class MctsStats:
 
 
 @dataclass(frozen=True)
+class ChildStat:
+    """A root action's search statistics: visits, mean return and immediate reward."""
+
+    action: str
+    visits: int
+    value: float
+    reward: float
+
+
+@dataclass(frozen=True)
 class MctsResult:
-    """The best trajectory (``None`` when none qualifies), the top distinct trajectories and the stats."""
+    """The best trajectory (``None`` when none qualifies), the top distinct trajectories, root statistics and
+    the stats."""
 
     case_id: str
     best: Trajectory | None
     top: tuple[Trajectory, ...]
     stats: MctsStats
+    root: tuple[ChildStat, ...] = ()
 
 
 def rank_trajectories(trajs: Sequence[Trajectory], k: int | None = None,
@@ -302,6 +315,11 @@ class Node:
     @property
     def value(self) -> float:
         return self.total / self.visits if self.visits else 0.0
+
+    @property
+    def action(self) -> str:
+        s = self.state
+        return f"ANSWER: {s.answer}" if s.answer is not None else f"ASK: {s.turns[-1].question}" if s.turns else ""
 
 
 def uct_scores(values: np.ndarray, visits: np.ndarray, parent_visits: int, c: float) -> np.ndarray:
@@ -435,4 +453,5 @@ def mcts_search(world: ConsultationWorld, source: CandidateSource, rewarder: Rew
                       patient_calls=c.patient_calls, patient_questions=c.patient_questions,
                       scorer_calls=c.scorer_calls, scorer_queries=c.scorer_queries,
                       proposal_calls=source.calls - calls0, seconds=time.perf_counter() - t0)
-    return MctsResult(world.case.id, ranked[0] if ranked else None, tuple(ranked[:max(top_k, 1)]), stats)
+    root = tuple(ChildStat(c.action, c.visits, c.value, c.reward) for c in search.root.children or ())
+    return MctsResult(world.case.id, ranked[0] if ranked else None, tuple(ranked[:max(top_k, 1)]), stats, root)

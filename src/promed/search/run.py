@@ -121,7 +121,8 @@ def export_trajectories(case: Case, result: MctsResult, top_k: int, if_none_corr
 
 def _stats_record(case: Case, res: MctsResult, n_exported: int, shapley_s: float, prefetched: int) -> dict:
     b = res.best
-    return {"id": case.id, "exported": n_exported, "prefetched_questions": prefetched, "found_correct": any(t.correct for t in res.top),
+    return {"id": case.id, "exported": n_exported, "prefetched_questions": prefetched,
+            "found_correct": any(t.correct for t in res.top),
             "best_return": None if b is None else round(b.ret, 6), "best_correct": None if b is None else b.correct,
             "best_questions": None if b is None else b.n_questions,
             "best_sig": None if b is None else round(sum(b.sig), 6),
@@ -181,8 +182,13 @@ def _done_ids(out: Path) -> set[str]:
     return done
 
 
-def run_mcts(cfg: MctsRunConfig, progress: bool = True) -> dict:
-    """Search every case of ``cfg.data`` (skipping done ones), export trajectories, write and return the summary."""
+def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=None, source=None,
+             cases: list[Case] | None = None) -> dict:
+    """Search every case of ``cfg.data`` (skipping done ones), export trajectories, write and return the summary.
+
+    ``patient``, ``scorer``, ``source`` and ``cases`` override what ``cfg`` would build (tests, benchmarks and
+    callers that already hold loaded models).
+    """
     from promed.data.sources import load_data
     from promed.sig.annotate import SigAnnotator
     from promed.sig.cache import EstimatorChoice, ShapleyCache
@@ -190,15 +196,16 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True) -> dict:
     from promed.sig.value import ScorerValue
 
     t0 = time.perf_counter()
-    cases = load_data(cfg.data).cases
+    cases = load_data(cfg.data).cases if cases is None else list(cases)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     synthetic = bool(cases) and all(is_synthclinic(c) for c in cases)
     models = _Models(cfg, synthetic)
-    need_llm = cfg.candidates != "facts" or not synthetic
-    llm = models.llm() if need_llm else None
-    source = build_source(cfg.candidates, llm, temperature=cfg.temperature, off_target=cfg.off_target)
-    scorer, patient = models.scorer(), models.patient()
+    if source is None:
+        llm = models.llm() if cfg.candidates != "facts" or not synthetic else None
+        source = build_source(cfg.candidates, llm, temperature=cfg.temperature, off_target=cfg.off_target)
+    scorer = scorer if scorer is not None else models.scorer()
+    patient = patient if patient is not None else models.patient()
     sig_cfg = SigConfig(lam=cfg.lam, weighting=cfg.weighting)
     cache = ShapleyCache(ScorerValue(scorer), EstimatorChoice(cfg.estimator),
                          cfg.shapley_cache or out / "shapley.jsonl", cfg.seed)
