@@ -53,6 +53,6 @@ def candidate_questions(view: DoctorView) -> list[str]:
 
         known = {f.finding.code for f in view.known_facts if f.finding}
         known |= {c for c in (finding_of_question(t.question) for t in view.turns) if c}
-        known |= {g.code for g in view.initial_findings}
-        return [q for _, q in synth_candidates(view.options, known) if q not in asked]
+        pool = synth_candidates(view.options, known, initial_findings=view.initial_findings)
+        return [q for _, q in pool if q not in asked]
     return [q for q in GENERIC_QUESTIONS if q not in asked]

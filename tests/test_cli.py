@@ -1,0 +1,96 @@
+"""The command-line contract: outputs, resumption, and exit code 2 with nothing written on bad input."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from promed.cli import app
+from promed.data.cases import load_cases
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def eval_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    res = run("eval", "--limit", 12, "--doctor", "reactive,full-info,random-2,greedy-eig", "--out", out,
+              "--no-progress")
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_eval_writes_summary_table_and_transcripts(eval_dir):
+    summary = json.loads((eval_dir / "summary.json").read_text())
+    assert list(summary) == ["reactive", "full-info", "random-2", "greedy-eig"]
+    for name, m in summary.items():
+        assert set(m) >= {"accuracy", "ci95", "mean_questions", "fact_recall", "invalid_rate", "truncated_rate",
+                          "n", "skipped", "mean_sig", "total_sig"}
+        assert m["n"] == 12 and m["ci95"][0] <= m["accuracy"] <= m["ci95"][1]
+    assert summary["reactive"]["mean_questions"] == 0 and summary["full-info"]["fact_recall"] == 1.0
+    assert summary["random-2"]["mean_questions"] == 2
+    assert "| reactive |" in (eval_dir / "table.md").read_text()
+    rec = json.loads((eval_dir / "transcripts" / "random-2.jsonl").read_text().splitlines()[0])
+    roles = [m["role"] for m in rec["messages"]]
+    assert roles[:2] == ["system", "user"] and roles[-1] == "assistant" and roles.count("assistant") == 3
+    assert all(t["sig"] is not None for t in rec["turns"])
+
+
+def test_eval_resumes_without_duplicates(eval_dir):
+    path = eval_dir / "transcripts" / "reactive.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:5]) + "\n" + lines[5][: len(lines[5]) // 2])  # an interrupted run
+    res = run("eval", "--limit", 12, "--doctor", "reactive", "--out", eval_dir, "--no-progress")
+    assert res.exit_code == 0, res.output
+    ids = [json.loads(line)["id"] for line in path.read_text().splitlines()]
+    assert len(ids) == 12 == len(set(ids))
+
+
+def test_bad_data_exits_2_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 1, "initial": "x", "facts": ["a"], "question": "q", "options": {"A": "a", "B": "b"}, '
+                   '"answer": "A"}\n{"id": 2, "initial": "x", "question": "q"}\n')
+    out = tmp_path / "out"
+    res = run("eval", "--data", bad, "--doctor", "reactive", "--scorer", "tiny", "--out", out, "--no-progress")
+    assert res.exit_code == 2
+    assert f"{bad}:2: field 'options': missing" in res.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--doctor", "oracle"], "unknown doctor"),
+    (["--doctor", "llm:nonsense:spec"], "bad model spec"),
+    (["--split", "dev"], "unknown split"),
+    (["--data", "/no/such/file.jsonl"], "no such file"),
+])
+def test_bad_options_exit_2(tmp_path, args, msg):
+    res = run("eval", "--limit", 3, *args, "--out", tmp_path / "o", "--no-progress")
+    assert res.exit_code == 2 and msg in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_data_roundtrip(tmp_path):
+    out = tmp_path / "sc.jsonl"
+    assert run("data", "synthclinic", "--split", "val", "--limit", 20, "--out", out).exit_code == 0
+    from promed.data.synthclinic import generate_cases
+
+    assert [c.to_json() for c in load_cases(out).cases] == [c.to_json() for c in generate_cases("val", 20)]
+
+
+def test_sig_command_resumes(tmp_path):
+    out = tmp_path / "sig"
+    res = run("sig", "--limit", 4, "--estimator", "exact", "--out", out, "--no-progress")
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in (out / "shapley.jsonl").read_text().splitlines()]
+    assert len(rows) == 4
+    for r in rows:
+        assert set(r) >= {"id", "facts", "phi", "v_empty", "v_full", "stderr", "n_evals"}
+        assert abs(sum(r["phi"]) - (r["v_full"] - r["v_empty"])) < 1e-9  # efficiency, exact
+    res = run("sig", "--limit", 6, "--estimator", "exact", "--out", out, "--no-progress")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_cases"] == 6 and summary["computed_now"] == 2
+    assert len((out / "shapley.jsonl").read_text().splitlines()) == 6
