@@ -263,6 +263,8 @@ def _run(train_path: Path, out: Path, cfg: SFTRunConfig, eval_path: Path | None)
         peft_config=make_lora_config(cfg) if cfg.lora else None,
         callbacks=_callbacks(cfg),
     )
+    if trainer.train_dataset[0]["labels"] != train_ds[0]["labels"]:  # our masks must reach the loss untouched
+        raise RuntimeError("this TRL version rebuilt the labels of the pre-tokenized dataset; use trl>=1.0")
     trainer.train(resume_from_checkpoint=resume_from)
     state = trainer.state
     completed = state.global_step >= state.max_steps
@@ -320,12 +322,20 @@ def make_trainer_args(cfg: SFTRunConfig, ckpt_dir: Path, has_eval: bool):
         eval_steps=(cfg.eval_steps or cfg.save_steps) if has_eval else None,
         bf16=_use_bf16(cfg),
         fp16=False,
-        gradient_checkpointing=cfg.gradient_checkpointing,
         report_to="none",
         disable_tqdm=not cfg.progress_bar,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        **_checkpointing_kwargs(SFTConfig, cfg.gradient_checkpointing),
     )
+
+
+def _checkpointing_kwargs(config_cls, on: bool) -> dict:
+    # transformers 5 renamed gradient_checkpointing to activation_checkpointing (the old name warns); TRL's own
+    # default for the old name is True, so it is cleared explicitly.
+    if "activation_checkpointing" in getattr(config_cls, "__dataclass_fields__", {}):
+        return {"activation_checkpointing": on, "gradient_checkpointing": None}
+    return {"gradient_checkpointing": on}
 
 
 def make_lora_config(cfg: SFTRunConfig):
