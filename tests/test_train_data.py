@@ -88,7 +88,6 @@ GOOD = json.dumps({"id": "ok", "messages": [{"role": "user", "content": "hi"},
         ('{"id": "x", "messages": [{"role": "assistant", "content": "A"}], "sig": [0.1, "big"]}', "sig"),
         ('{"id": "x", "messages": [{"role": "assistant", "content": "A"}], "reward": "high"}', "reward"),
         ('{"id": "x", "messages": [{"role": "assistant", "content": "A"}], "reward": true}', "reward"),
-        (GOOD, "id"),  # duplicate id
     ],
 )
 def test_errors_name_file_line_and_field(tmp_path, line, field):

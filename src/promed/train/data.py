@@ -127,14 +127,14 @@ def parse_chat_record(rec: object, where: str) -> ChatExample:
 
 
 def load_chat_jsonl(path: str | Path) -> list[ChatExample]:
-    """Read and validate a chat-format JSONL file (blank lines are skipped; ids must be unique)."""
+    """Read and validate a chat-format JSONL file. Blank lines are skipped; extra fields are ignored; ids may repeat
+    (Stage 1 exports several ranked trajectories of one case under the case's id)."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read: {e}") from e
     examples: list[ChatExample] = []
-    seen: dict[str, int] = {}
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -143,11 +143,7 @@ def load_chat_jsonl(path: str | Path) -> list[ChatExample]:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(f"{where}: field '<line>': invalid JSON: {e.msg} (column {e.colno})") from e
-        ex = parse_chat_record(rec, where)
-        if ex.id in seen:
-            raise DataError(f"{where}: field 'id': duplicate id {ex.id!r} (first on line {seen[ex.id]})")
-        seen[ex.id] = n
-        examples.append(ex)
+        examples.append(parse_chat_record(rec, where))
     if not examples:
         raise DataError(f"{path}: no records")
     return examples
