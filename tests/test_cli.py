@@ -94,3 +94,13 @@ def test_sig_command_resumes(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_cases"] == 6 and summary["computed_now"] == 2
     assert len((out / "shapley.jsonl").read_text().splitlines()) == 6
+
+
+def test_figures(eval_dir, tmp_path):
+    assert (eval_dir / "accuracy_vs_questions.png").stat().st_size > 10_000
+    out = tmp_path / "case.png"
+    res = run("figure", "--run", eval_dir, "--doctor", "greedy-eig", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+    res = run("figure", "--run", eval_dir, "--doctor", "greedy-eig", "--case", "nope", "--out", out)
+    assert res.exit_code == 2 and "not in" in res.output

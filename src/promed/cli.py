@@ -87,7 +87,7 @@ def eval_cmd(
 
     Console(width=max(140, Console().width)).print(rich_table(results, title=f"{data} ({split if data == 'synthclinic' else 'file'}), "
                                               f"budget {max_questions}"))
-    typer.echo(f"wrote {out}/summary.json, {out}/table.md, {out}/transcripts/")
+    typer.echo(f"wrote {out}/summary.json, {out}/table.md, {out}/accuracy_vs_questions.png, {out}/transcripts/")
 
 
 @app.command("data")
@@ -136,6 +136,21 @@ def sig_cmd(
     for k, v in summary.items():
         typer.echo(f"{k:>24}: {v}")
     typer.echo(f"wrote {out}/shapley.jsonl and {out}/summary.json")
+
+
+@app.command("figure")
+def figure_cmd(
+    run: Path = typer.Option(..., help="A promed eval output directory (with --sig, the default)."),
+    doctor: str = typer.Option(..., help="Which doctor's consultation to draw."),
+    case: Optional[str] = typer.Option(None, help="Case id (default: the first case)."),
+    out: Path = typer.Option(Path("sig_case.png"), help="PNG file to write."),
+):
+    """Draw one case: its facts ranked by Shapley value beside the consultation with each question's SIG."""
+    from promed.eval.figures import case_figure_from_run
+
+    with input_errors():
+        cid = case_figure_from_run(run, doctor, case, out)
+    typer.echo(f"wrote {out} (case {cid})")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -117,6 +117,10 @@ def run_eval(cfg: EvalConfig, progress: bool = True, sig_annotator=None) -> dict
                                           loaded.skipped)
     atomic_write_json(out / "summary.json", {name: m.to_json() for name, m in results.items()})
     atomic_write_text(out / "table.md", markdown_table(results))
+    from promed.eval.figures import plot_accuracy_vs_questions
+
+    plot_accuracy_vs_questions(results, out / "accuracy_vs_questions.png",
+                               title=f"{cfg.data.data}: accuracy vs questions (budget {cfg.env.max_questions})")
     return results
 
 
