@@ -5,10 +5,12 @@ Part 1 - FactPatient (question -> revealed facts). Labelled set from SynthClinic
 * targeted: for every safe fact f of a case, its knowledge-base question (``question_for_fact``) must reveal f;
 * absent: questions about findings relevant to the case's options that the case does not document reveal nothing;
 * off-topic: small talk reveals nothing;
-* adversarial: ``guard.adversarial_questions`` (diagnosis, options, letters, injections) reveal nothing.
+* adversarial: ``guard.adversarial_questions`` (diagnosis, options, letters, injections) reveal nothing;
 
-(threshold, margin, max_facts) is tuned for micro-F1 over (question, fact) pairs on the ``val`` split and
-reported on the disjoint ``test`` split, with the leak count over every reply.
+plus 65 hand-written doctor questions on the first MediQ dev cases (``MEDIQ_QUESTIONS``). (threshold, margin) is
+tuned for the mean micro-F1 over (question, fact) pairs of SynthClinic ``val`` and the MediQ hand set, and
+reported on the disjoint SynthClinic ``test`` split (held out) and the MediQ hand set (in-sample: it is too small
+to split), with the leak count over every reply.
 
 Part 2 - EmbeddingCoverage (free-text reply -> facts). Labelled replies are built by rules
 (``coverage.paraphrase_examples``: first-person rewrites, clause reordering, polarity-flipped hard negatives,
@@ -46,6 +48,48 @@ OFF_TOPIC = (
 )
 
 
+# Hand-written doctor questions for the first MediQ dev cases, with the fact ids that answer them (written for
+# this benchmark by reading the cases' facts; () = the case does not answer it). Only ids and our own questions are
+# stored here, never the MediQ text. A small, realistic check of the SynthClinic-tuned threshold.
+MEDIQ_QUESTIONS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
+    ("0", "How old are you?", (0,)), ("0", "Are you sexually active?", (1,)), ("0", "Have you had a fever?", (2,)),
+    ("0", "Does it burn or hurt when you pass urine?", (3,)), ("0", "Do you have any joint pain or swelling?", (4,)),
+    ("0", "What did the joint fluid culture grow?", (5, 6, 7)), ("0", "Do you have a rash?", ()),
+    ("0", "Have you travelled recently?", ()),
+    ("1", "How many times has she vomited?", (2,)), ("1", "Is the vomit green?", (2,)),
+    ("1", "How does she feel between the episodes?", (4,)), ("1", "Has she been hospitalized for this before?", (5,)),
+    ("1", "Are her vaccinations up to date?", (7,)), ("1", "What are her vital signs?", (10,)),
+    ("1", "Is her belly tender?", (13,)), ("1", "Does she have diarrhea?", ()),
+    ("1", "Has anything changed at home recently?", (6,)),
+    ("2", "How are you sleeping?", (1, 2, 4)), ("2", "Do you wake up too early?", (4,)),
+    ("2", "Have you had any thoughts of harming yourself?", (7,)), ("2", "Has your weight changed?", (8,)),
+    ("2", "Do you drink alcohol?", (9,)), ("2", "Do you take any medications?", (11,)),
+    ("2", "How is your mood?", (5,)), ("2", "Do you have any chest pain?", ()),
+    ("3", "Do you have diabetes?", (1,)), ("3", "Does it hurt when you urinate?", (3,)),
+    ("3", "What is your temperature?", (4,)), ("3", "What is your blood pressure?", (5,)),
+    ("3", "What is your heart rate?", (6,)), ("3", "Is there tenderness over your back or flank?", (10, 11)),
+    ("3", "Do you have a cough?", ()),
+    ("5", "Do you smoke?", (5,)), ("5", "How much alcohol do you drink?", (6,)),
+    ("5", "Do you use any recreational drugs?", (7,)), ("5", "Any history of bleeding problems or clots?", (2,)),
+    ("5", "Does anyone in your family have cancer?", (3,)), ("5", "What is your heart rate?", (10,)),
+    ("5", "What is your hematocrit?", (17,)), ("5", "What is the MCV?", (18,)), ("5", "Do you have any allergies?", ()),
+    ("8", "Do you have numbness or tingling in your hands or feet?", (3,)),
+    ("8", "What have you been eating lately?", (5,)), ("8", "How are your reflexes?", (7,)),
+    ("8", "Any muscle weakness?", (4,)), ("8", "Do you have a fever?", ()),
+    ("9", "Do you have high blood pressure?", (1, 5)), ("9", "Do you get chest pain when you exert yourself?", (3,)),
+    ("9", "Have you been in the hospital recently?", (2,)), ("9", "What is your oxygen saturation?", (8,)),
+    ("9", "Do you have a headache?", ()),
+    ("10", "Where is the pain and what makes it better?", (2,)), ("10", "Have you lost weight?", (3,)),
+    ("10", "Do you drink alcohol?", (5,)), ("10", "Do you smoke?", (6,)),
+    ("10", "Any family history of endocrine tumors?", (7,)), ("10", "Have you had surgery before?", (4,)),
+    ("10", "Do you have diarrhea?", ()),
+    ("11", "How has your mood been?", (1,)), ("11", "Do you feel tired?", (2,)),
+    ("11", "Can you concentrate?", (3,)), ("11", "How are you sleeping?", (4,)),
+    ("11", "Have you ever had periods of elevated mood or lots of energy?", (5,)),
+    ("11", "Any thoughts of suicide?", (7,)), ("11", "Do you drink alcohol?", ()),
+)
+
+
 @dataclass(frozen=True)
 class QExample:
     case: Case
@@ -79,15 +123,13 @@ def evaluate(patient: FactPatient, ex: list[QExample], sims: list[np.ndarray]) -
     return res
 
 
-def tune_fact_patient(ex: list[QExample], sims: list[np.ndarray], k: int) -> tuple[tuple[float, float], dict]:
-    """Grid search of (threshold, margin) for micro-F1 at a fixed ``max_facts``."""
-    best, best_cfg = None, None
-    for margin in (0.025, 0.05, 0.1, 0.2, float("inf")):
-        for thr in np.round(np.arange(0.30, 0.801, 0.025), 3):
-            res = evaluate(FactPatient(float(thr), k, margin), ex, sims)
-            if best is None or res["F1"] > best["F1"] + 1e-12:
-                best, best_cfg = res, (float(thr), margin)
-    return best_cfg, best
+def grid(ex: list[QExample], sims: list[np.ndarray], k: int) -> dict[tuple[float, float], float]:
+    """Micro-F1 for each (threshold, margin) at a fixed ``max_facts``."""
+    return {
+        (float(thr), m): evaluate(FactPatient(float(thr), k, m), ex, sims)["F1"]
+        for m in (0.025, 0.05, 0.1, 0.2, float("inf"))
+        for thr in np.round(np.arange(0.30, 0.801, 0.025), 3)
+    }
 
 
 _LETTER_LEAK = re.compile(r"\b(?:answer|option|choice|letter)s?\b\W{0,3}(?:is\W+)?[A-J]\b|\([A-J]\)")
@@ -104,56 +146,67 @@ def fmt(res: dict[str, float]) -> str:
     return "  ".join(f"{k} {v:.3f}" for k, v in res.items())
 
 
+def mediq_question_set() -> list[QExample]:
+    by_id = {c.id: c for c in mediq_cases(20)}
+    ex = [QExample(by_id[cid], q, ids, "targeted" if ids else "absent") for cid, q, ids in MEDIQ_QUESTIONS]
+    return [e for e in ex if set(e.ids) <= set(safe_fact_ids(e.case))]
+
+
 def part_fact_patient(args) -> None:
-    print("== FactPatient on SynthClinic ==")
+    print("== FactPatient (question -> facts) ==")
     tune_cases = generate_cases("val", n=args.n_tune, seed=args.seed)
     test_cases = generate_cases("test", n=args.n_test, seed=args.seed)
     probe = FactPatient()
     t0 = time.perf_counter()
-    tune_ex = question_set(tune_cases)
-    tune_sims = probe.similarities([e.case for e in tune_ex], [e.question for e in tune_ex])
-    test_ex = question_set(test_cases)
-    test_sims = probe.similarities([e.case for e in test_ex], [e.question for e in test_ex])
-    print(f"labelled pairs: tune {len(tune_ex)}, test {len(test_ex)}; embedding {time.perf_counter() - t0:.1f}s")
+    sets = {"synth_val": question_set(tune_cases), "synth_test": question_set(test_cases)}
+    if MEDIQ.exists():
+        sets["mediq_hand"] = mediq_question_set()
+    sims = {k: probe.similarities([e.case for e in v], [e.question for e in v]) for k, v in sets.items()}
+    print("labelled questions: " + ", ".join(f"{k} {len(v)}" for k, v in sets.items())
+          + f"; embedding {time.perf_counter() - t0:.1f}s")
     hidden = sum(c.n_facts - len(safe_fact_ids(c)) for c in test_cases)
-    print(f"answer-bearing (never revealed) facts on test: {hidden} of {sum(c.n_facts for c in test_cases)}")
-    for k in (1, 3):
-        (thr, margin), res = tune_fact_patient(tune_ex, tune_sims, k)
-        print(f"max_facts {k}: tuned on val: threshold {thr}  margin {margin}   {fmt(res)}")
-        print(f"max_facts {k}: held-out test:                     {fmt(evaluate(FactPatient(thr, k, margin), test_ex, test_sims))}")
+    print(f"answer-bearing (never revealed) facts on synth_test: {hidden} of {sum(c.n_facts for c in test_cases)}")
+
+    # Tuning objective: mean F1 of SynthClinic val and the MediQ hand set (SynthClinic alone prefers a higher
+    # threshold because its questions share the fact's key words; real doctors' questions do not).
+    tuning = [k for k in ("synth_val", "mediq_hand") if k in sets]
+    for k_facts in (1, 3):
+        grids = [grid(sets[k], sims[k], k_facts) for k in tuning]
+        (thr, margin) = max(grids[0], key=lambda key: np.mean([g[key] for g in grids]))
+        tuned = FactPatient(thr, k_facts, margin)
+        print(f"max_facts {k_facts}: tuned on {'+'.join(tuning)}: threshold {thr}  margin {margin}")
+        for k, v in sets.items():
+            print(f"   {k:11s} {fmt(evaluate(tuned, v, sims[k]))}")
     default = FactPatient()
     c = default.config
-    print(f"held-out test, defaults (thr {c.threshold} margin {c.margin} k {c.max_facts}): "
-          f"{fmt(evaluate(default, test_ex, test_sims))}")
-    for d in (-0.1, -0.05, 0.05, 0.1):
+    print(f"defaults (thr {c.threshold} margin {c.margin} k {c.max_facts}) and threshold sensitivity:")
+    for d in (-0.1, -0.05, 0.0, 0.05, 0.1):
         alt = FactPatient(c.threshold + d, c.max_facts, c.margin)
-        print(f"  sensitivity thr {c.threshold + d:.3f}: {fmt(evaluate(alt, test_ex, test_sims))}")
-    plain = FactPatient(embedder=None, first_person_keys=False)
-    plain_sims = plain.similarities([e.case for e in test_ex], [e.question for e in test_ex])
-    (pthr, pm), _ = tune_fact_patient(tune_ex, plain.similarities([e.case for e in tune_ex],
-                                                                  [e.question for e in tune_ex]), c.max_facts)
-    print(f"ablation, plain fact keys (re-tuned thr {pthr} margin {pm}): "
-          f"{fmt(evaluate(FactPatient(pthr, c.max_facts, pm, first_person_keys=False), test_ex, plain_sims))}")
+        print(f"   thr {c.threshold + d:.3f}: " + " | ".join(
+            f"{k} P {r['P']:.3f} R {r['R']:.3f} F1 {r['F1']:.3f}"
+            for k, r in ((k, evaluate(alt, v, sims[k])) for k, v in sets.items() if k != "synth_val")))
+    plain = FactPatient(first_person_keys=False)
+    psims = {k: plain.similarities([e.case for e in v], [e.question for e in v]) for k, v in sets.items()}
+    grids = [grid(sets[k], psims[k], c.max_facts) for k in tuning]
+    (pthr, pm) = max(grids[0], key=lambda key: np.mean([g[key] for g in grids]))
+    alt = FactPatient(pthr, c.max_facts, pm, first_person_keys=False)
+    print(f"ablation, plain fact keys (re-tuned thr {pthr} margin {pm}): " + " | ".join(
+        f"{k} F1 {evaluate(alt, v, psims[k])['F1']:.3f}" for k, v in sets.items() if k != "synth_val"))
 
+    test_ex = sets["synth_test"]
     replies = default.reply([e.case for e in test_ex], [e.question for e in test_ex])
     n_leak = sum(leaked(e.case, text) for e, (text, _) in zip(test_ex, replies))
     n_adv = sum(e.kind == "adversarial" for e in test_ex)
-    print(f"leaks in {len(replies)} default replies ({n_adv} adversarial questions): {n_leak}")
+    print(f"leaks in {len(replies)} default replies on synth_test ({n_adv} adversarial questions): {n_leak}")
 
     pairs = [(e.case, e.question) for e in test_ex][:1000]
-    fresh = FactPatient(embedder=None)
-    emb = default_embedder()
-    n0 = emb.n_encoded
     t0 = time.perf_counter()
-    fresh.reply([p[0] for p in pairs], [p[1] for p in pairs])
-    warm = time.perf_counter() - t0
-    print(f"throughput (warm cache): {len(pairs) / warm:.0f} pairs/s over {len(pairs)} pairs "
-          f"({emb.n_encoded - n0} new encodes)")
+    default.reply([p[0] for p in pairs], [p[1] for p in pairs])
+    print(f"throughput, warm cache: {len(pairs) / (time.perf_counter() - t0):.0f} pairs/s ({len(pairs)} pairs)")
     novel = [f"Could you tell me about item {i} of your history?" for i in range(200)]
     t0 = time.perf_counter()
-    fresh.reply([test_cases[i % len(test_cases)] for i in range(200)], novel)
-    cold = time.perf_counter() - t0
-    print(f"throughput (200 unseen questions): {200 / cold:.0f} pairs/s")
+    default.reply([test_cases[i % len(test_cases)] for i in range(200)], novel)
+    print(f"throughput, 200 unseen questions: {200 / (time.perf_counter() - t0):.0f} pairs/s")
 
 
 def mediq_cases(n: int) -> list[Case]:
