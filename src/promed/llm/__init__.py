@@ -78,8 +78,7 @@ def _load(ms: ModelSpec, options: dict) -> LLM:
         if not path.is_file():
             raise SpecError(f"GGUF file not found: {str(path)!r} (spec {ms.id!r})")
         name = "gemma-270m" if ms.target == "gemma-270m" else ms.id
-        return HFBackend.from_pretrained(str(path.parent), gguf_file=path.name, name=name,
-                                         options=_hf_options(options))
+        return HFBackend.from_gguf(path, name=name, options=_hf_options(options))
     if ms.kind == "hf":
         from promed.llm.hf import HFBackend
 

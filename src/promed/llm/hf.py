@@ -15,9 +15,13 @@ per call, so generation never reads or changes the process's global torch RNG st
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import secrets
+import shutil
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -41,6 +45,10 @@ class HFOptions:
         default=16, metadata={"help": "Prompts sharing at least this many leading tokens share one prefix KV cache."}
     )
     reuse_prefix: bool = field(default=True, metadata={"help": "Score with shared-prefix KV reuse (else naive)."})
+    gguf_cache_dir: str = field(
+        default="~/.cache/promed/gguf",
+        metadata={"help": "Where GGUF files converted to a transformers checkpoint are kept ('' = no cache)."},
+    )
 
 
 def resolve_device(device: str) -> torch.device:
@@ -94,12 +102,31 @@ class HFBackend:
         """Load a model + tokenizer from a hub id or a local directory (``gguf_file`` = a GGUF file in it)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         device = resolve_device(options.device)
         kw = {"gguf_file": gguf_file} if gguf_file else {}
         tok = AutoTokenizer.from_pretrained(path_or_id, **kw)
         model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=resolve_dtype(options.dtype, device), **kw)
         return cls(model, tok, name=name or path_or_id, options=options)
+
+    @classmethod
+    def from_gguf(cls, path: str | Path, *, name: str | None = None, options: HFOptions = HFOptions()) -> "HFBackend":
+        """Load a GGUF file (transformers dequantizes it to float32).
+
+        Reading GGUF metadata is slow (Gemma's 262k-token vocabulary is parsed token by token, and transformers
+        reads it three times: tokenizer, config, weights), so the converted checkpoint is saved once under
+        ``options.gguf_cache_dir`` (keyed by the file's size and first/last MiB) and loaded from there afterwards.
+        """
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(path)
+        cache = _gguf_cache_dir(path, options.gguf_cache_dir)
+        if cache is not None and (cache / _CACHE_DONE).is_file():
+            return cls.from_pretrained(str(cache), name=name or str(path), options=options)
+        tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+        if cache is not None:
+            _save_converted(model, tok, cache)
+        return cls(model, tok, name=name or str(path), options=options)
 
     def __repr__(self) -> str:
         return f"HFBackend(name={self.name!r}, device={self.device}, dtype={self.dtype})"
@@ -183,6 +210,40 @@ class HFBackend:
             for (i, j, _), value in zip(row.targets, row_scores):
                 out[i][j] = value
         return out
+
+
+_CACHE_DONE = "promed-complete"
+
+
+def _gguf_cache_dir(path: Path, root: str) -> Path | None:
+    if not root:
+        return None
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with path.open("rb") as f:
+        h.update(f.read(1 << 20))
+        f.seek(max(0, size - (1 << 20)))
+        h.update(f.read(1 << 20))
+    return Path(root).expanduser() / f"{path.stem}-{h.hexdigest()[:16]}"
+
+
+def _save_converted(model, tokenizer, target: Path) -> None:
+    """Save a GGUF-loaded model + tokenizer as a plain float32 checkpoint (atomically: temp dir, then rename)."""
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+    try:
+        model.hf_quantizer = None  # the weights are already dequantized; the GGUF "quantizer" only blocks saving
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / _CACHE_DONE).write_text("converted from GGUF by promed\n")
+        if target.exists():  # another process finished first
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, target)
+    except OSError as e:
+        warnings.warn(f"could not cache the converted GGUF checkpoint in {target}: {e}", stacklevel=3)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _softmax(logp: np.ndarray) -> np.ndarray:
