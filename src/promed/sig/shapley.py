@@ -11,8 +11,9 @@ Estimators (``get_estimator(name)``):
 * ``exact`` - :class:`ExactShapley`: all 2^n coalitions, vectorised Shapley weights.
 * ``reference`` - :class:`ReferenceShapley`: the ProMed reference algorithm, reproduced for comparison.
 * ``permutation`` - :class:`PermutationShapley`: antithetic permutation sampling under a budget.
-* ``kernel`` - :class:`KernelShapley`: KernelSHAP regression with paired, stratified coalition sampling and
-  exact enumeration of the heaviest coalition sizes; the default for SIG.
+* ``kernel`` - :class:`promed.sig.kernel.KernelShapley`: KernelSHAP regression with paired, stratified coalition
+  sampling, exact enumeration of the heaviest coalition sizes and a fitted surrogate as control variate; the
+  default for SIG.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ __all__ = [
     "ExactShapley",
     "ReferenceShapley",
     "PermutationShapley",
-    "KernelShapley",
     "get_estimator",
     "default_budget",
 ]
@@ -165,15 +165,25 @@ def popcount(keys: np.ndarray) -> np.ndarray:
     return out
 
 
-def exact_from_table(v: np.ndarray, n: int) -> np.ndarray:
-    """Shapley values from the full table ``v[key]`` of all 2^n coalitions (key bit i = player i)."""
-    idx = np.arange(2**n, dtype=np.int64)
-    w = shapley_weights(n)[popcount(idx)]
+def exact_from_table(v: np.ndarray, n: int, chunk: int = 1 << 15) -> np.ndarray:
+    """Shapley values from the full table ``v[key]`` of all 2^n coalitions (key bit i = player i).
+
+    phi_i = sum_{S ni i} w(|S|-1) v(S) - sum_{S not ni i} w(|S|) v(S) = sum_S M_Si (a_S + b_S) - sum_S b_S with
+    a_S = w(|S|-1) v(S), b_S = w(|S|) v(S) and M the membership matrix: one matrix-vector product per chunk.
+    """
+    v = np.asarray(v, dtype=float)
+    if v.shape != (2**n,):
+        raise ValueError(f"table must have 2^{n} = {2**n} entries, got {v.shape}")
+    w = shapley_weights(n)  # w[s] for s = 0..n (w[n] = 0)
+    w_on = np.concatenate([[0.0], w[:-1]])  # w(|S| - 1), unused for |S| = 0
     phi = np.zeros(n)
-    for i in range(n):
-        bit = np.int64(1) << i
-        without = idx[(idx & bit) == 0]
-        phi[i] = float(np.dot(w[without], v[without | bit] - v[without]))
+    for start in range(0, 2**n, chunk):
+        keys = np.arange(start, min(start + chunk, 2**n), dtype=np.int64)
+        m = keys_to_masks(keys, n)
+        size = m.sum(axis=1)
+        part = v[start : start + len(keys)]
+        a, b = w_on[size] * part, w[size] * part
+        phi += (a + b) @ m - b.sum()
     return phi
 
 
@@ -345,199 +355,13 @@ class PermutationShapley:
         return ShapleyResult(phi, base, full, stderr, g.n_evals, g.n_queries)
 
 
-# ---- KernelSHAP with paired, stratified sampling ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _SizeGroup:
-    """Coalition sizes {s, n-s} sampled together (complementary pairs); ``units`` = number of distinct pairs."""
-
-    s: int
-    n: int
-
-    @property
-    def middle(self) -> bool:
-        return 2 * self.s == self.n
-
-    @property
-    def units(self) -> int:
-        c = math.comb(self.n, self.s)
-        return c // 2 if self.middle else c
-
-    @property
-    def mass(self) -> float:
-        """Total Shapley-kernel weight of the group's coalitions: (n-1)/(s(n-s)) per size."""
-        per_size = (self.n - 1) / (self.s * (self.n - self.s))
-        return per_size if self.middle else 2 * per_size
-
-
-def _kernel_groups(n: int) -> list[_SizeGroup]:
-    return [_SizeGroup(s, n) for s in range(1, n // 2 + 1)]
-
-
-def _allocate(total: int, masses: np.ndarray, caps: np.ndarray) -> np.ndarray:
-    """Split ``total`` units proportionally to ``masses`` (largest remainder), never above ``caps``."""
-    alloc = np.zeros(len(masses), dtype=np.int64)
-    free = np.ones(len(masses), dtype=bool)
-    left = min(int(total), int(caps.sum()))
-    while left > 0 and free.any():
-        share = left * masses * free / (masses * free).sum()
-        add = np.minimum(np.floor(share).astype(np.int64), caps - alloc)
-        if add.sum() == 0:  # hand out single units by largest remainder
-            order = np.argsort(-(share - np.floor(share)) - free * 1e-12)
-            for j in order:
-                if left and free[j] and alloc[j] < caps[j]:
-                    alloc[j] += 1
-                    left -= 1
-            add = None
-        else:
-            alloc += add
-            left -= int(add.sum())
-        free &= alloc < caps
-    return alloc
-
-
-def _sample_group(g: _SizeGroup, units: int, rng: np.random.Generator) -> np.ndarray:
-    """``units`` distinct complementary pairs of group ``g`` without replacement: keys ``(units, 2)``."""
-    n, s, full = g.n, g.s, (1 << g.n) - 1
-    if units >= g.units / 3 and g.units <= 200_000:  # enumerate the group and choose
-        from itertools import combinations
-
-        keys = np.array([sum(1 << i for i in c) for c in combinations(range(n), s)], dtype=np.int64)
-        if g.middle:
-            keys = keys[keys < (full ^ keys)]
-        first = rng.choice(keys, size=units, replace=False)
-    else:  # rejection sampling of random subsets of size s
-        chosen: dict[int, None] = {}
-        while len(chosen) < units:
-            m = 2 * (units - len(chosen)) + 8
-            idx = np.argsort(rng.random((m, n)), axis=1)[:, :s]
-            keys = (np.int64(1) << idx.astype(np.int64)).sum(axis=1)
-            if g.middle:
-                keys = np.minimum(keys, full ^ keys)
-            for k in keys.tolist():
-                if len(chosen) < units:
-                    chosen.setdefault(k)
-        first = np.array(list(chosen), dtype=np.int64)
-    return np.stack([first, full ^ first], axis=1)
-
-
-def _constrained_wls(z: np.ndarray, w: np.ndarray, y: np.ndarray, total: float) -> np.ndarray:
-    """argmin_phi sum_k w_k (y_k - z_k . phi)^2 subject to sum(phi) = total (KKT system, least-squares solve).
-
-    Batched over leading axes of ``w`` (``(..., K)``) for the bootstrap.
-    """
-    n = z.shape[1]
-    a = np.einsum("...k,ki,kj->...ij", w, z, z)
-    b = np.einsum("...k,ki,k->...i", w, z, y)
-    lead = a.shape[:-2]
-    kkt = np.zeros(lead + (n + 1, n + 1))
-    kkt[..., :n, :n] = 2 * a
-    kkt[..., :n, n] = 1.0
-    kkt[..., n, :n] = 1.0
-    rhs = np.concatenate([2 * b, np.full(lead + (1,), total)], axis=-1)
-    # pinv rather than solve: with few coalitions (or a bootstrap resample that drops some) the system can be
-    # singular; pinv then returns the minimum-norm solution instead of garbage.
-    sol = np.einsum("...ij,...j->...i", np.linalg.pinv(kkt, rcond=1e-12), rhs)
-    return sol[..., :n]
-
-
-@dataclass(frozen=True)
-class KernelShapley:
-    """KernelSHAP: Shapley values as the efficiency-constrained weighted least-squares fit of v on coalitions.
-
-    phi = argmin sum_S k(S) (v(S) - v(empty) - sum_{i in S} phi_i)^2  s.t.  sum(phi) = v(all) - v(empty),
-    with the Shapley kernel k(S) = (n-1) / (C(n,|S|) |S| (n-|S|)). With every coalition and exact weights the
-    solution is the exact Shapley value; under a budget the sum over coalitions is estimated:
-
-    * Coalition sizes are taken in complementary groups {s, n-s}. As in shap's KernelExplainer, a group is
-      enumerated completely when the budget share its kernel mass deserves covers it (groups 1 and n-1 carry the
-      most weight per coalition and are enumerated first); the remaining groups are *sampled*.
-    * Sampling is stratified (each remaining group gets a share of the budget proportional to its kernel mass),
-      paired (a coalition always comes with its complement, which cancels the odd part of the error) and without
-      replacement; each sampled coalition carries its group's mass divided by the number sampled (an unbiased
-      estimate of the group's term). Deviation from shap: shap samples sizes at random and reweights by counts;
-      fixed proportional allocation removes that layer of noise.
-    * Efficiency is a hard constraint (solved through the KKT system), so sum(phi) = v(all) - v(empty) exactly.
-
-    ``stderr`` comes from a bootstrap over the sampled pairs within each group (``n_bootstrap`` resamples); it is
-    zero when every group was enumerated. Cost: at most ``budget`` distinct coalitions (one may stay unused
-    because pairs come two at a time).
-    """
-
-    n_bootstrap: int = field(default=64, metadata={"help": "bootstrap resamples for stderr (0: stderr is NaN)"})
-    enumerate_share: float = field(
-        default=1.0,
-        metadata={"help": "enumerate a size group when its mass-proportional budget share >= this fraction of its "
-                  "coalitions (1.0 = shap's rule; 0 = whenever it fits)"},
-    )
-    name: str = "kernel"
-
-    def estimate(self, f: SetFn, n_players: int, budget: int | None, rng: np.random.Generator) -> ShapleyResult:
-        _check_n(n_players)
-        n = n_players
-        budget = default_budget(n) if budget is None else int(budget)
-        g = CountingSetFunction(f, n)
-        if (res := _trivial(g, n)) is not None:
-            return res
-        if budget < n + 1:
-            raise ValueError(f"kernel Shapley over {n} players needs a budget >= {n + 1}, got {budget}")
-        full_key = (1 << n) - 1
-        base, full = (float(x) for x in g.by_keys(np.array([0, full_key])))
-        groups = _kernel_groups(n)
-        left = budget - 2
-        mass_left = sum(gr.mass for gr in groups)
-        enum_keys: list[np.ndarray] = []
-        n_enum = 0
-        for gr in groups:  # enumerate heavy groups while their proportional share covers them
-            count = gr.units * 2
-            if count > left or left * gr.mass / mass_left < self.enumerate_share * count * (1 - 1e-9):
-                break
-            enum_keys.append(_sample_group(gr, gr.units, rng).ravel())
-            left -= count
-            mass_left -= gr.mass
-            n_enum += 1
-        sampled = groups[n_enum:]
-        alloc = _allocate(left // 2, np.array([gr.mass for gr in sampled]), np.array([gr.units for gr in sampled]))
-        pairs = [_sample_group(gr, int(u), rng) for gr, u in zip(sampled, alloc) if u > 0]
-        pair_groups = [gr for gr, u in zip(sampled, alloc) if u > 0]
-
-        # rows: enumerated coalitions (exact kernel weights), then sampled coalitions (mass / number sampled)
-        ek = np.concatenate(enum_keys) if enum_keys else np.zeros(0, dtype=np.int64)
-        ew = np.array([], dtype=float)
-        if len(ek):
-            sizes = popcount(ek)
-            ew = (n - 1) / (np.array([math.comb(n, int(t)) for t in sizes]) * sizes * (n - sizes))
-        sk = np.concatenate([p.ravel() for p in pairs]) if pairs else np.zeros(0, dtype=np.int64)
-        sw = np.concatenate([np.full(2 * len(p), gr.mass / (2 * len(p))) for gr, p in zip(pair_groups, pairs)]) \
-            if pairs else np.zeros(0)
-        keys = np.concatenate([ek, sk])
-        y = g.by_keys(keys) - base
-        z = keys_to_masks(keys, n).astype(float)
-        w = np.concatenate([ew, sw])
-        phi = _constrained_wls(z, w, y, full - base)
-
-        stderr = np.zeros(n)
-        if len(sk) and self.n_bootstrap > 0:
-            boot_w = np.tile(w, (self.n_bootstrap, 1))
-            col = len(ek)
-            for gr, p in zip(pair_groups, pairs):
-                u = len(p)
-                counts = rng.multinomial(u, np.full(u, 1.0 / u), size=self.n_bootstrap)  # (B, u) pair counts
-                boot_w[:, col : col + 2 * u] *= np.repeat(counts, 2, axis=1)
-                col += 2 * u
-            boots = _constrained_wls(z, boot_w, y, full - base)
-            stderr = boots.std(axis=0, ddof=1)
-        elif len(sk):
-            stderr = np.full(n, np.nan)
-        return ShapleyResult(phi, base, full, stderr, g.n_evals, g.n_queries)
-
-
 # ---- registry ---------------------------------------------------------------------------------------------------
 
 
 def get_estimator(name: str, **kw) -> ShapleyEstimator:
     """The estimator called ``name`` ("exact", "reference", "permutation", "kernel"), built with ``kw``."""
+    from promed.sig.kernel import KernelShapley
+
     table: dict[str, type] = {
         "exact": ExactShapley,
         "reference": ReferenceShapley,
@@ -547,3 +371,11 @@ def get_estimator(name: str, **kw) -> ShapleyEstimator:
     if name not in table:
         raise ValueError(f"unknown Shapley estimator {name!r}; choose from {sorted(table)}")
     return table[name](**kw)
+
+
+def __getattr__(name: str):  # ``from promed.sig.shapley import KernelShapley`` without an import cycle
+    if name == "KernelShapley":
+        from promed.sig.kernel import KernelShapley
+
+        return KernelShapley
+    raise AttributeError(name)
