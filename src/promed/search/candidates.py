@@ -140,9 +140,10 @@ class FactQuestions:
         self.calls = 0
         self.rejected = 0  # LLM questions replaced by the template (copied the fact or unreadable)
         self._written: dict[tuple[str, int], str] = {}
+        self._last: tuple = (None, {}, [])  # (case, fact id -> question, off-target questions) of the last case
 
     def question(self, case: Case, fact: Fact) -> str:
-        if is_synthclinic(case):
+        if fact.finding is not None and is_synthclinic(case):
             from promed.data.synthclinic import question_for_fact
 
             return question_for_fact(fact)
@@ -165,29 +166,39 @@ class FactQuestions:
                 q = template_question(f.text)
             self._written[(case.id, f.id)] = q
 
+    def _tables(self, case: Case) -> tuple[dict[int, str], list[str]]:
+        """The case's targeted question per fact and its off-target questions (kept for the last case)."""
+        if self._last[0] is not case:
+            synth = is_synthclinic(case)
+            if not synth:
+                self._write(case, case.facts)
+            on = {f.id: self.question(case, f) for f in case.facts}
+            if synth:
+                from promed.data.synthclinic import candidate_questions
+
+                codes = {f.finding.code for f in case.facts}
+                pairs = candidate_questions(case.options, codes, initial_findings=case.initial_findings)
+                off = [q for _, q in pairs[: self.off_pool]]
+            else:
+                off = list(GENERIC_QUESTIONS[: self.off_pool])
+            self._last = (case, on, off)
+        return self._last[1], self._last[2]
+
     def off_target_questions(self, case: Case) -> list[str]:
         """Questions the case does not document (SynthClinic) or generic ones (real data), best first."""
-        if is_synthclinic(case):
-            from promed.data.synthclinic import candidate_questions
-
-            codes = {f.finding.code for f in case.facts}
-            pairs = candidate_questions(case.options, codes, initial_findings=case.initial_findings)
-            return [q for _, q in pairs[: self.off_pool]]
-        return list(GENERIC_QUESTIONS[: self.off_pool])
+        return list(self._tables(case)[1])
 
     def prefetch(self, case: Case) -> list[str]:
-        if not is_synthclinic(case):
-            self._write(case, case.facts)
-        return [self.question(case, f) for f in case.facts] + self.off_target_questions(case)
+        on, off = self._tables(case)
+        return list(on.values()) + off
 
     def propose(self, case: Case, view: DoctorView, width: int, rng: np.random.Generator) -> Proposal:
+        on_q, off_q = self._tables(case)
         known = {f.id for f in view.known_facts}
         asked = {_norm(t.question) for t in view.turns}
-        hidden = [f for f in case.facts if f.id not in known]
-        if not is_synthclinic(case):
-            self._write(case, hidden)
-        targeted = [q for q in dict.fromkeys(self.question(case, f) for f in hidden) if _norm(q) not in asked]
-        off = [q for q in self.off_target_questions(case) if _norm(q) not in asked and q not in targeted]
+        targeted = [q for q in dict.fromkeys(on_q[f.id] for f in case.facts if f.id not in known)
+                    if _norm(q) not in asked]
+        off = [q for q in off_q if _norm(q) not in asked and q not in targeted]
         n_off = min(len(off), self.off_target if width > 1 else 0)
         n_on = min(len(targeted), width - n_off)
         n_off = min(len(off), width - n_on)

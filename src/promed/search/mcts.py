@@ -215,10 +215,13 @@ class Rewarder:
 
     def __init__(self, case: Case, weights: np.ndarray, lam: float, cfg: MctsConfig):
         self.case, self.weights, self.lam, self.cfg = case, np.asarray(weights, dtype=float), lam, cfg
+        self._sig: dict[tuple[int, ...], float] = {}
 
     def sig(self, turn: Turn) -> float:
-        """SIG of a turn whose ``new`` facts are set (as :func:`promed.sig.reward.sig_of_turns`)."""
-        return float(sig_of_turns([turn.new], self.weights, self.case.n_facts, self.lam)[0])
+        """SIG of a turn whose ``new`` facts are set (:func:`promed.sig.reward.sig_of_turns`, memoised)."""
+        if turn.new not in self._sig:
+            self._sig[turn.new] = float(sig_of_turns([turn.new], self.weights, self.case.n_facts, self.lam)[0])
+        return self._sig[turn.new]
 
     def __call__(self, child: State) -> float:
         if child.answer is not None:

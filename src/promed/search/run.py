@@ -70,7 +70,11 @@ class MctsRunConfig:
     sig_enabled: bool = field(default=True, metadata={"help": "False: correctness-only search (w_sig = 0); SIG is "
                                                               "still recorded."})
     weighting: str = field(default="softmax", metadata={"help": "Shapley -> weights: softmax or positive."})
+    sig_temperature: float = field(default=2.0, metadata={"help": "Softmax temperature of the weights (reference: "
+                                                                   "2; lower = sharper importance)."})
     estimator: str = field(default="auto", metadata={"help": "Shapley estimator: auto, exact, permutation, kernel."})
+    estimator_budget: int | None = field(default=None, metadata={"help": "Evaluations per case for sampled "
+                                                                         "estimators (None: 10 per fact)."})
     top_k: int = field(default=1, metadata={"help": "Trajectories exported per case (best first)."})
     if_none_correct: NoneCorrect = field(default="skip", metadata={"help": "skip: export correct trajectories "
                                                                            "only; best: export the best anyway."})
@@ -126,6 +130,7 @@ def _stats_record(case: Case, res: MctsResult, n_exported: int, shapley_s: float
             "best_return": None if b is None else round(b.ret, 6), "best_correct": None if b is None else b.correct,
             "best_questions": None if b is None else b.n_questions,
             "best_sig": None if b is None else round(sum(b.sig), 6),
+            "best_new": None if b is None else [list(t.new) for t in b.turns], "n_facts": case.n_facts,
             **dataclasses.asdict(res.stats), "shapley_seconds": round(shapley_s, 4)}
 
 
@@ -198,7 +203,6 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=
     t0 = time.perf_counter()
     cases = load_data(cfg.data).cases if cases is None else list(cases)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     synthetic = bool(cases) and all(is_synthclinic(c) for c in cases)
     models = _Models(cfg, synthetic)
     if source is None:
@@ -206,11 +210,12 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=
         source = build_source(cfg.candidates, llm, temperature=cfg.temperature, off_target=cfg.off_target)
     scorer = scorer if scorer is not None else models.scorer()
     patient = patient if patient is not None else models.patient()
-    sig_cfg = SigConfig(lam=cfg.lam, weighting=cfg.weighting)
-    cache = ShapleyCache(ScorerValue(scorer), EstimatorChoice(cfg.estimator),
+    sig_cfg = SigConfig(lam=cfg.lam, weighting=cfg.weighting, temperature=cfg.sig_temperature)
+    cache = ShapleyCache(ScorerValue(scorer), EstimatorChoice(cfg.estimator, cfg.estimator_budget),
                          cfg.shapley_cache or out / "shapley.jsonl", cfg.seed)
     annotator = SigAnnotator(cache, sig_cfg)
     mcfg = cfg.mcts()
+    out.mkdir(parents=True, exist_ok=True)  # only once every input problem had its chance to raise
     atomic_write_json(out / "manifest.json", {"config": _jsonable(dataclasses.asdict(cfg)), "stage": "mcts"})
 
     done = _done_ids(out)
