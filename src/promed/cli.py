@@ -133,9 +133,81 @@ def sig_cmd(
         cfg = SigRunConfig(data=_data_cfg(data, split, limit, initial, data_seed), scorer=scorer, log=log,
                            estimator=estimator, budget=budget, seed=seed, out=out)
         summary = run_sig(cfg, progress=progress)
-    for k, v in summary.items():
-        typer.echo(f"{k:>24}: {v}")
+    _print_summary(summary)
     typer.echo(f"wrote {out}/shapley.jsonl and {out}/summary.json")
+
+
+@app.command("mcts")
+def mcts_cmd(
+    data: str = typer.Option("synthclinic", help=DATA_HELP),
+    split: str = typer.Option("train", help=SPLIT_HELP),
+    limit: Optional[int] = typer.Option(None, help="Use at most this many cases."),
+    initial: str = typer.Option("first-half-facts", help="Initial information for MediQ files (the reference "
+                                "code trains with first-half-facts)."),
+    candidates: str = typer.Option("facts", help="Candidate questions: policy (samples of --model), facts (a "
+                                   "question writer targeting hidden facts) or both."),
+    model: Optional[str] = typer.Option(None, help="Model spec for policy samples, the question writer on real "
+                                        "data, the LLM patient and (without --scorer) the scorer."),
+    scorer: Optional[str] = typer.Option(None, help="'bayes' or a model spec; default: bayes on SynthClinic, else "
+                                         "--model."),
+    patient: str = typer.Option("fact", help="Patient simulator: fact or llm."),
+    iterations: int = typer.Option(32, help="MCTS iterations per case."),
+    width: int = typer.Option(4, help="Candidate questions expanded per node."),
+    max_questions: int = typer.Option(5, help="Question budget (tree depth)."),
+    c_uct: float = typer.Option(1.0, help="UCT exploration constant."),
+    gamma: float = typer.Option(1.0, help="Decay of rewards in returns and back-ups."),
+    w_sig: float = typer.Option(1.0, help="Weight of SIG in each question's reward."),
+    w_correct: float = typer.Option(1.0, help="Reward of a correct final answer."),
+    lam: float = typer.Option(0.5, help="SIG blend: 0 = uniform information gain, 1 = Shapley weights only."),
+    sig: bool = typer.Option(True, help="--no-sig: search on correctness only (SIG still recorded)."),
+    top_k: int = typer.Option(1, help="Trajectories exported per case, best first."),
+    seed: int = typer.Option(0, help=SEED_HELP),
+    data_seed: int = typer.Option(0, help="SynthClinic generator seed."),
+    out: Path = typer.Option(Path("runs/mcts"), help="Output directory; re-running with it resumes."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+):
+    """Stage 1: SIG-guided tree search over consultations; writes OUT/trajectories.jsonl (chat format)."""
+    from promed.search.run import MctsRunConfig, run_mcts
+
+    with input_errors():
+        cfg = MctsRunConfig(data=_data_cfg(data, split, limit, initial, data_seed), candidates=candidates,
+                            model=model, scorer=scorer, patient=patient, iterations=iterations, width=width,
+                            max_questions=max_questions, c_uct=c_uct, gamma=gamma, w_sig=w_sig,
+                            w_correct=w_correct, lam=lam, sig_enabled=sig, top_k=top_k, seed=seed, out=out)
+        summary = run_mcts(cfg, progress=progress)
+    _print_summary(summary)
+    typer.echo(f"wrote {out}/trajectories.jsonl and {out}/summary.json")
+
+
+@app.command("sft")
+def sft_cmd(
+    train: Path = typer.Option(..., help="Chat-format trajectories (promed mcts's trajectories.jsonl)."),
+    model: str = typer.Option("synthclinic-small", help="synthclinic-small (a small model trained from scratch on "
+                              "the trajectories' text), hf:<id or path>, gguf:<file> or gemma-270m."),
+    lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (merged into the base at the end)."),
+    epochs: float = typer.Option(3.0, help="Passes over the training set."),
+    learning_rate: Optional[float] = typer.Option(None, help="Peak learning rate (default depends on the model)."),
+    batch_size: int = typer.Option(8, help="Sequences per step."),
+    max_len: int = typer.Option(1024, help="Max tokens per conversation."),
+    eval_data: Optional[Path] = typer.Option(None, "--eval", help="Held-out trajectories for an eval loss."),
+    seed: int = typer.Option(0, help=SEED_HELP),
+    out: Path = typer.Option(..., help="Checkpoint directory (re-running resumes from its latest checkpoint)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+):
+    """Stage 1: fine-tune a doctor on trajectories (loss on doctor turns only); evaluate: --doctor llm:OUT."""
+    from promed.train.sft import SFTRunConfig, run_sft
+
+    with input_errors():
+        cfg = SFTRunConfig(model=model, lora=lora, epochs=epochs, learning_rate=learning_rate,
+                           batch_size=batch_size, max_len=max_len, seed=seed, progress_bar=progress)
+        res = run_sft(train, out, cfg, eval_path=eval_data)
+    typer.echo(f"steps {res.steps}, final loss {res.losses[-1] if res.losses else float('nan'):.4f}, "
+               f"{res.wall_s:.0f} s; wrote {res.model_dir} (loss curve: {out}/loss.png)")
+
+
+def _print_summary(summary: dict) -> None:
+    for k, v in summary.items():
+        typer.echo(f"{k:>28}: {v}")
 
 
 @app.command("figure")
