@@ -176,6 +176,7 @@ def test_truncation_drops_examples_without_doctor_tokens(data, tmp_path):
     assert all(len(x) == max_len for x in ds["input_ids"])
 
 
-def test_unsupported_model_spec(data, tmp_path):
+@pytest.mark.parametrize("spec", ["tiny", "openai:m@http://localhost:1", "nonsense", "hf:/no/such/dir"])
+def test_unusable_model_spec_is_a_spec_error(data, tmp_path, spec):
     with pytest.raises(SpecError):
-        run_sft(data[0], tmp_path / "o", _cfg(model="tiny"))
+        run_sft(data[0], tmp_path / "o", _cfg(model=spec))

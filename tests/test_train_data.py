@@ -133,6 +133,14 @@ def test_mask_end_token_is_eos_and_unicode_content(tok):
     assert labels[-1] == tok.eos_token_id  # the model learns to stop
 
 
+def test_conversation_opening_with_the_doctor(tok):
+    msgs = [{"role": "assistant", "content": "ASK: Where does it hurt?"}, {"role": "user", "content": "Here."},
+            {"role": "assistant", "content": "ANSWER: B"}]
+    ids, labels = tokenize_with_mask(msgs, tok)
+    assert _runs(tok, ids, labels) == ["ASK: Where does it hurt?<|end|>", "ANSWER: B<|end|>"]
+    assert labels[0] == IGNORE_INDEX  # BOS and the assistant header are prompt, not doctor output
+
+
 def test_truncation_keeps_the_start(tok):
     msgs = _conv(random.Random(3), 5)
     ids, labels = tokenize_with_mask(msgs, tok)

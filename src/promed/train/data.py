@@ -175,6 +175,17 @@ def ensure_chat_template(tokenizer) -> bool:
     return True
 
 
+def _preamble(tokenizer, first: Message) -> str:
+    """What a template renders before the content of an opening assistant message (BOS, assistant header):
+    transformers refuses to render an empty conversation, so the content is replaced by a sentinel."""
+    sentinel = "\x00PROMED-SENTINEL\x00"
+    text = _render(tokenizer, [Message(role=first["role"], content=sentinel)])
+    cut = text.find(sentinel)
+    if cut < 0:
+        raise DataError("chat template drops the content of an opening assistant message")
+    return text[:cut]
+
+
 def assistant_char_spans(messages: Sequence[Message], tokenizer) -> tuple[str, list[tuple[int, int]]]:
     """The full rendering of ``messages`` and the ``[start, end)`` character span of each assistant turn (content
     plus end-of-turn marker)."""
@@ -183,7 +194,7 @@ def assistant_char_spans(messages: Sequence[Message], tokenizer) -> tuple[str, l
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
             continue
-        before = _render(tokenizer, messages[:i], add_generation_prompt=True) if i else ""
+        before = _render(tokenizer, messages[:i], add_generation_prompt=True) if i else _preamble(tokenizer, m)
         upto = _render(tokenizer, messages[: i + 1])
         if not full.startswith(before) or not full.startswith(upto) or len(upto) < len(before):
             raise DataError(

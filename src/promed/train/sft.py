@@ -39,6 +39,7 @@ from pathlib import Path
 
 import torch
 
+from promed.llm.base import SpecError, parse_spec
 from promed.train.data import (
     ChatExample,
     DataError,
@@ -50,7 +51,6 @@ from promed.train.data import (
 from promed.train.small_model import SmallModelConfig, build_small_doctor
 
 SMALL_SPEC = "synthclinic-small"
-
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,13 @@ class SFTRunConfig:
 
 @dataclass(frozen=True)
 class SFTResult:
-    """What :func:`run_sft` did. ``model_dir`` is ``out_dir`` when the run completed, else the last checkpoint."""
+    """What :func:`run_sft` did.
+
+    ``model_dir`` is ``out_dir`` (final model) when ``completed``, else the last checkpoint; ``steps`` the optimizer
+    steps done in total (resumed runs included); ``losses[i]`` the mean training loss over doctor tokens logged at
+    step ``loss_steps[i]``; ``eval_loss`` the final eval loss (with ``eval_path``); ``wall_s`` this call's time;
+    ``n_truncated`` / ``n_dropped`` the conversations cut at ``max_len`` / left without doctor tokens by the cut.
+    """
 
     model_dir: Path
     completed: bool
@@ -151,8 +157,6 @@ def load_base(cfg: SFTRunConfig, out_dir: Path, train: list[ChatExample]):
     """(model, tokenizer) to fine-tune, per ``cfg.model``; gives template-less tokenizers the plain template."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from promed.llm.base import SpecError, parse_spec
-
     if cfg.model == SMALL_SPEC:
         base = out_dir / "base"
         if not (cfg.resume and (base / "config.json").exists() and (base / "tokenizer.json").exists()):
@@ -173,8 +177,11 @@ def load_base(cfg: SFTRunConfig, out_dir: Path, train: list[ChatExample]):
         else:
             raise SpecError(f"cannot fine-tune {cfg.model!r}: expected {SMALL_SPEC}, hf:<id or path> or gguf:<file>")
     dtype = torch.bfloat16 if (cfg.lora and _use_bf16(cfg)) else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(path, **kw)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kw)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kw)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kw)
+    except (OSError, ValueError) as e:
+        raise SpecError(f"cannot load model {cfg.model!r}: {e}") from e
     ensure_chat_template(tokenizer)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -341,13 +348,8 @@ def _checkpointing_kwargs(config_cls, on: bool) -> dict:
 def make_lora_config(cfg: SFTRunConfig):
     from peft import LoraConfig
 
-    return LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=list(cfg.lora_target_modules),
-        task_type="CAUSAL_LM",
-    )
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=list(cfg.lora_target_modules), task_type="CAUSAL_LM")
 
 
 def save_final(trainer, tokenizer, out: Path, merge: bool) -> None:
@@ -355,13 +357,10 @@ def save_final(trainer, tokenizer, out: Path, merge: bool) -> None:
     model = trainer.model
     if merge and hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    eos = tokenizer.eos_token_id
-    gen = model.generation_config
-    if eos is not None:  # generation must stop at the end-of-turn token the loss taught
-        ids = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
-        gen.eos_token_id = [i for i in dict.fromkeys([*ids, eos]) if i is not None]
-        if len(gen.eos_token_id) == 1:
-            gen.eos_token_id = gen.eos_token_id[0]
+    gen = model.generation_config  # generation must stop at the end-of-turn token the loss taught
+    old = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
+    eos = [i for i in dict.fromkeys([*old, tokenizer.eos_token_id]) if i is not None]
+    gen.eos_token_id = eos[0] if len(eos) == 1 else (eos or None)
     gen.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
