@@ -104,8 +104,26 @@ def test_score_options_normalised(backend):
     assert len(probs) == 2
     for p in probs:
         assert p.shape == (4,) and np.all(p >= 0) and abs(p.sum() - 1) < 1e-9
-    multi = backend.score_options([PROMPT], [[" Eight", " Four legs and more", " D"]])[0]
+    # multi-token candidates without echo: sequential scoring (" Four" is in the top list, then " legs")
+    multi = backend.score_options([PROMPT], [[" Four legs", " D", " zzzz-not-a-token"]])[0]
     assert multi.shape == (3,) and abs(multi.sum() - 1) < 1e-9 and np.all(np.isfinite(multi))
+
+
+@pytest.mark.slow
+@needs_server
+def test_echo_scoring_matches_top_list(server):
+    """echo=True scoring of a candidate equals its first-token top-list log-probability (short prompt: llama.cpp's
+    echo log-probabilities are slow), and a two-token candidate is the sum of its tokens' log-probabilities."""
+    from promed.llm.openai_compat import OpenAICompatBackend
+
+    b = OpenAICompatBackend("gemma-270m", server, echo=True, timeout=300)
+    prompt = "Spiders have eight"
+    top = b._top(prompt)
+    cand = max(top, key=top.get)
+    assert b._echo_ll(prompt, cand) == pytest.approx(top[cand], abs=1e-3)
+    top2 = b._top(prompt + cand)
+    nxt = max((t for t in top2 if t.strip()), key=top2.get)
+    assert b._echo_ll(prompt, cand + nxt) == pytest.approx(top[cand] + top2[nxt], abs=1e-3)
 
 
 @pytest.mark.slow

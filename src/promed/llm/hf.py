@@ -6,7 +6,7 @@ fast option scoring.
   and decodes a left-padded batch greedily (``temperature == 0``) or by sampling seeded from ``Sampling.seed``.
 * ``score_options`` computes ``log P(option | prompt)`` summed over the option's tokens, then a softmax over the
   prompt's options. It is built for many prompts sharing a long prefix (one case scored with many fact subsets):
-  see :func:`score_log_likelihoods` for the prefix-reuse algorithm.
+  see :func:`score_rows_with_prefix` for the prefix-reuse algorithm.
 
 Deviation from a bare ``model.generate``: the RNG used for sampling is forked (``torch.random.fork_rng``) and seeded
 per call, so generation never reads or changes the process's global torch RNG state.
