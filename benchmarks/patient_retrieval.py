@@ -13,10 +13,11 @@ reported on the disjoint SynthClinic ``test`` split (held out) and the MediQ han
 to split), with the leak count over every reply.
 
 Part 2 - EmbeddingCoverage (free-text reply -> facts). Labelled replies are built by rules
-(``coverage.paraphrase_examples``: first-person rewrites, clause reordering, polarity-flipped hard negatives,
-other cases' facts and small talk as distractors). The threshold is tuned on SynthClinic ``val`` plus the first
-half of the MediQ cases and reported on SynthClinic ``test`` and the second MediQ half separately, with the
-negation and number checks switched off one at a time (each re-tuned).
+(``coverage.paraphrase_examples``: first-person rewrites with contractions, clause reordering, polarity-flipped
+hard negatives, other cases' facts and small talk as distractors), plus 56 hand-written replies on MediQ cases
+(``MEDIQ_REPLIES``). The threshold is tuned for the mean F1 of SynthClinic ``val``, the first half of the MediQ
+cases and the hand set, and reported on SynthClinic ``test``, the second MediQ half and the hand set (in-sample),
+with each part of the matcher switched off in turn (each variant re-tuned).
 
     python benchmarks/patient_retrieval.py [--n-tune 150] [--n-test 300] [--n-mediq 200] [--seed 0]
 """
@@ -87,6 +88,48 @@ MEDIQ_QUESTIONS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
     ("11", "Can you concentrate?", (3,)), ("11", "How are you sleeping?", (4,)),
     ("11", "Have you ever had periods of elevated mood or lots of energy?", (5,)),
     ("11", "Any thoughts of suicide?", (7,)), ("11", "Do you drink alcohol?", ()),
+)
+
+
+# Hand-written free-text patient replies for the same MediQ cases, with the fact ids they state (our wording, not
+# the rules of coverage.paraphrase_examples, so this set is not circular). Includes contradictions ("No fever at
+# all." for a patient with fever) and small talk, labelled (). A small, realistic check of EmbeddingCoverage.
+MEDIQ_REPLIES: tuple[tuple[str, str, tuple[int, ...]], ...] = (
+    ("0", "Yeah, I've been running a temperature.", (2,)), ("0", "It burns when I pee.", (3,)),
+    ("0", "My right knee is swollen and it really hurts.", (4,)), ("0", "I'm 21.", (0,)),
+    ("0", "I have a girlfriend and we're sexually active, yes.", (1,)), ("0", "No fever at all.", ()),
+    ("0", "My left elbow is fine.", ()), ("0", "I've had a fever, and peeing hurts.", (2, 3)),
+    ("0", "Thanks, doctor.", ()),
+    ("1", "She has thrown up green stuff six or seven times, and her tummy hurts.", (2,)),
+    ("1", "Between these attacks she's completely fine.", (4,)),
+    ("1", "She's been admitted twice in the last six months for being dehydrated.", (5,)),
+    ("1", "Her shots are all up to date.", (7,)), ("1", "Her father and I split up; she lives with me now.", (6,)),
+    ("1", "She has never had any vaccinations.", ()),
+    ("1", "She's up to date on her vaccines, and between episodes she's fine.", (4, 7)),
+    ("2", "I go to bed early but just lie there awake.", (2,)),
+    ("2", "I wake up really early and can't get back to sleep.", (4,)),
+    ("2", "I've never thought about killing myself.", (7,)), ("2", "I've lost about 4 kilos recently.", (8,)),
+    ("2", "I have a glass of wine every evening instead of dinner.", (9,)), ("2", "I don't take any medicines.", (11,)),
+    ("2", "I feel hopeless and I snap at people.", (5,)), ("2", "I take a lot of medications.", ()),
+    ("3", "I'm diabetic, type 2.", (1,)), ("3", "It hurts when I urinate.", (3,)), ("3", "I don't have diabetes.", ()),
+    ("5", "I smoke a pack a day.", (5,)), ("5", "I have one glass of wine daily.", (6,)), ("5", "I don't do drugs.", (7,)),
+    ("5", "My mom was recently treated for breast cancer.", (3,)),
+    ("5", "I've never had problems with clotting or bleeding.", (2,)), ("5", "I feel tired and weak.", (1,)),
+    ("5", "I quit smoking years ago.", ()), ("5", "I smoke a pack a day and drink a glass of wine.", (5, 6)),
+    ("8", "My hands and feet have been numb for about a year.", (3,)),
+    ("8", "We've been eating mostly white rice since the harvest failed.", (5,)),
+    ("8", "My legs are weak, thin and painful.", (4,)),
+    ("8", "I've always been healthy apart from the odd infection.", (2,)),
+    ("9", "I have high blood pressure.", (1,)), ("9", "I was discharged yesterday after a heart attack.", (2,)),
+    ("9", "Sometimes I get chest pain when I exert myself.", (3,)), ("9", "I like hiking on weekends.", ()),
+    ("10", "The pain is in my upper belly and gets better when I eat.", (2,)),
+    ("10", "I've lost 15 pounds since this started.", (3,)),
+    ("10", "I had a pituitary tumour removed through my nose.", (4,)), ("10", "I drink socially.", (5,)),
+    ("10", "My uncle on my mom's side had a parathyroid tumour.", (7,)), ("10", "I've never smoked.", ()),
+    ("11", "I've felt down most days for three years.", (1,)), ("11", "I'm always tired.", (2,)),
+    ("11", "I can't concentrate.", (3,)), ("11", "I sleep more than I used to.", (4,)),
+    ("11", "I've never had periods of feeling high or hyper.", (5,)),
+    ("11", "I've never wanted to kill myself.", (7,)), ("11", "I'm tired all the time and can't focus.", (2, 3)),
 )
 
 
@@ -215,39 +258,63 @@ def mediq_cases(n: int) -> list[Case]:
     return [c for c in load_cases(MEDIQ, initial="first-sentence").cases if c.facts][:n]
 
 
+def mediq_reply_set() -> list:
+    from promed.sig.coverage import CoverageExample
+
+    by_id = {c.id: c for c in mediq_cases(20)}
+    ex = [CoverageExample(by_id[cid], r, ids) for cid, r, ids in MEDIQ_REPLIES]
+    return [e for e in ex if set(e.ids) <= set(safe_fact_ids(e.case))]
+
+
+COVERAGE_VARIANTS = (
+    ("full", {}),
+    ("no first-person keys", {"first_person_keys": False}),
+    ("no margin", {"margin": float("inf")}),
+    ("no negation check", {"negation_check": False}),
+    ("no number check", {"number_check": False}),
+    ("cosine only", {"first_person_keys": False, "margin": float("inf"), "negation_check": False,
+                     "number_check": False}),
+)
+
+
 def part_coverage(args) -> None:
-    print("== EmbeddingCoverage (free-text replies) ==")
+    print("== EmbeddingCoverage (free-text replies -> facts) ==")
     rng = np.random.default_rng(args.seed)
-    sets: dict[str, list] = {}
     synth_tune = generate_cases("val", n=args.n_tune, seed=args.seed)
     synth_test = generate_cases("test", n=args.n_test, seed=args.seed)
-    sets["synth_tune"] = paraphrase_examples(synth_tune, rng, allowed=[safe_fact_ids(c) for c in synth_tune])
-    sets["synth_test"] = paraphrase_examples(synth_test, rng, allowed=[safe_fact_ids(c) for c in synth_test])
+    sets = {
+        "synth_tune": paraphrase_examples(synth_tune, rng, allowed=[safe_fact_ids(c) for c in synth_tune]),
+        "synth_test": paraphrase_examples(synth_test, rng, allowed=[safe_fact_ids(c) for c in synth_test]),
+    }
     if MEDIQ.exists() and args.n_mediq > 0:
         mc = mediq_cases(args.n_mediq)
         half = len(mc) // 2
         sets["mediq_tune"] = paraphrase_examples(mc[:half], rng, allowed=[safe_fact_ids(c) for c in mc[:half]])
         sets["mediq_test"] = paraphrase_examples(mc[half:], rng, allowed=[safe_fact_ids(c) for c in mc[half:]])
+        sets["mediq_hand"] = mediq_reply_set()
     else:
         print("(MediQ data absent: SynthClinic only)")
     print("replies: " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
-    tune = [e for k, v in sets.items() if k.endswith("_tune") for e in v]
-    for neg, num, label in ((True, True, "full"), (False, True, "no negation check"), (True, False, "no number check"),
-                            (False, False, "cosine only")):
-        cov = EmbeddingCoverage(negation_check=neg, number_check=num)
+    # Tuning objective: mean F1 over the rule-built tuning sets (hard negatives and distractors: precision) and the
+    # hand-written MediQ replies (natural wording: recall). The rule-built positives share rewriting rules with the
+    # matcher's first-person keys, so alone they would favour a far too high threshold.
+    tuning = [k for k in ("synth_tune", "mediq_tune", "mediq_hand") if k in sets]
+    reported = [k for k in ("synth_test", "mediq_test", "mediq_hand") if k in sets]
+    for label, overrides in COVERAGE_VARIANTS:
+        cov = EmbeddingCoverage(**overrides)
         t0 = time.perf_counter()
         scores = {k: cov.scores([e.case for e in v], [e.reply for e in v]) for k, v in sets.items()}
-        tune_scores = [s for k in sets if k.endswith("_tune") for s in scores[k]]
-        best = max(
-            (precision_recall([np.flatnonzero(s >= t) for s in tune_scores], [e.ids for e in tune])[2], t)
-            for t in np.round(np.arange(0.40, 0.901, 0.025), 3)
-        )
-        thr = float(best[1])
-        line = f"[{label}] tuned threshold {thr:.3f} (tune F1 {best[0]:.3f}, {time.perf_counter() - t0:.1f}s)"
-        for k in (k for k in sets if k.endswith("_test")):
+
+        def f1(k: str, t: float) -> float:
+            return precision_recall([np.flatnonzero(s >= t) for s in scores[k]], [e.ids for e in sets[k]])[2]
+
+        thr = max(np.round(np.arange(0.40, 0.901, 0.025), 3), key=lambda t: np.mean([f1(k, t) for k in tuning]))
+        line = f"[{label}] threshold {thr:.3f} ({time.perf_counter() - t0:.0f}s)"
+        for k in reported:
             p, r, f = precision_recall([np.flatnonzero(s >= thr) for s in scores[k]], [e.ids for e in sets[k]])
-            line += f" | {k}: P {p:.3f} R {r:.3f} F1 {f:.3f}"
+            line += f" | {k} P {p:.3f} R {r:.3f} F1 {f:.3f}"
         print(line)
+    print("(mediq_hand is in the tuning objective: in-sample)")
 
 
 def main() -> None:

@@ -7,20 +7,31 @@ What:
 * :class:`EmbeddingCoverage` - for free-text replies (an LLM patient that paraphrases, a human): the reply is
   split into sentences and clauses, each unit is embedded with all-MiniLM-L6-v2 (the shared cached
   :class:`~promed.patient.embed.Embedder`), and fact ``f`` counts as revealed when some unit has cosine
-  similarity >= ``threshold`` with it *and* agrees with it on polarity (negation check) and on numbers.
+  similarity >= ``threshold`` with it (or with its first-person rewrite), agrees with it on polarity and numbers,
+  and ``f`` is within ``margin`` of that unit's best-matching fact.
 
 Coverage is judged from the patient's reply only, never from the doctor's question: a question that merely
 names a finding ("Do you have a fever?") reveals nothing; the reply "Yes, I have had a fever" does. A refusal
 reveals nothing.
 
-Checks on top of cosine similarity (their effect is measured in ``benchmarks/patient_retrieval.py``; held-out F1
-SynthClinic / MediQ: cosine only 0.80 / 0.81, + negation 0.93 / 0.90, + numbers 0.93 / 0.92 - the hard negatives
-there are rule-made polarity flips, so the negation figure is measured on the error it was designed for):
+The parts of the matcher (each measured in ``benchmarks/patient_retrieval.py`` by switching it off and re-tuning):
 
-* negation: a unit and a fact must both carry a negation cue ("no", "not", "denies", "without", "n't", ...) or
-  both lack one, so "I have a fever" does not match "She denies fever" (MiniLM scores such pairs ~0.7);
-* numbers: if both mention numbers, they must share one, so "I am 35 years old" does not match "Patient is a
-  21-year-old male."
+* first-person keys: patients speak in the first person ("I've been coughing"), facts are written in the third
+  ("She has a cough."); comparing with :func:`~promed.patient.fact.first_person` of the fact too raised F1 on
+  hand-written MediQ replies from 0.77 to 0.84;
+* margin: a unit states what it is closest to, not every fact built on the same template ("He denies cough." vs
+  "He denies chest pain." score 0.69); it raised held-out precision from ~0.85 to ~0.95 on rule-built replies;
+* negation: a unit and a fact must both carry a negation cue ("no", "not", "denies", "unable", "n't", ...) or
+  both lack one, so "I have a fever" does not match "She denies fever" (~0.7 by cosine). Measured on rule-built
+  replies whose hard negatives are made by flipping such cues, so there it is decisive by construction
+  (precision 0.70 -> 0.94); on the hand-written replies it costs recall (0.82 -> 0.75) where a paraphrase
+  negates differently ("I can't concentrate" vs "difficulty concentrating");
+* numbers: if both mention numbers they must share one ("I am 35" vs "Patient is a 21-year-old male").
+
+Figures at the defaults (threshold 0.600, margin 0.1): rule-built held-out replies SynthClinic P 0.940 R 0.998,
+MediQ P 0.957 R 1.000 (recall is optimistic: those paraphrases come from the same rewriting rules as the keys);
+56 hand-written MediQ replies P 0.950 R 0.745 (in-sample, small). Expect recall well below 1 on real
+paraphrasing patients; a stronger matcher (an NLI cross-encoder) is the natural next step.
 
 The module also holds what builds the labelled sets of the benchmark and the tests: first-person rewrites
 (:func:`promed.patient.fact.first_person`), clause reordering (:func:`reorder`), polarity-flipped hard negatives
@@ -40,9 +51,10 @@ from promed.patient.fact import first_person
 from promed.patient.guard import REFUSAL
 from promed.types import Case
 
-# Tuned by benchmarks/patient_retrieval.py: max micro-F1 on the tuning parts (SynthClinic val + first half of 200
-# MediQ cases) of the rule-built paraphrase sets. Held out: SynthClinic test P 0.939 R 0.922; MediQ P 0.895 R 0.952.
-DEFAULT_COVERAGE_THRESHOLD = 0.625
+# Tuned by benchmarks/patient_retrieval.py: max mean micro-F1 over the rule-built tuning replies (SynthClinic val,
+# first half of 200 MediQ cases) and the hand-written MediQ replies; figures in the module docstring.
+DEFAULT_COVERAGE_THRESHOLD = 0.6
+DEFAULT_COVERAGE_MARGIN = 0.1
 
 
 def exact_ids(reply: tuple[str, tuple[int, ...]]) -> tuple[int, ...]:
@@ -53,9 +65,11 @@ def exact_ids(reply: tuple[str, tuple[int, ...]]) -> tuple[int, ...]:
 _SENT = re.compile(r"(?<=[.!?;])\s+|\n+")
 _CLAUSE = re.compile(r",\s+(?:and|but)\s+|;\s*|\s+but\s+|,\s+(?=(?:I|my|she|he|her|his|the)\b)", re.IGNORECASE)
 _NEG = re.compile(
-    r"\b(?:no|not|never|none|nor|without|denies|denied|deny|denying|negative|absent|lacks?|free\s+of)\b|n't\b",
+    r"\b(?:no|not|never|none|nor|without|denies|denied|deny|denying|negative|absent|lacks?|free\s+of|unable|"
+    r"inability|cannot)\b|n't\b",
     re.IGNORECASE,
 )
+_NOT_NEG = re.compile(r"\bthan\s+not\b|\bnot\s+only\b|\bor\s+not\b|\bno\s+longer\b", re.IGNORECASE)
 _NUM = re.compile(r"\d+(?:\.\d+)?")
 
 
@@ -74,7 +88,8 @@ def split_units(text: str) -> list[str]:
 
 
 def is_negated(text: str) -> bool:
-    return _NEG.search(text) is not None
+    """Whether ``text`` carries a negation cue ("more days than not", "not only" and the like do not count)."""
+    return _NEG.search(_NOT_NEG.sub(" ", text)) is not None
 
 
 def numbers(text: str) -> frozenset[str]:
@@ -91,6 +106,13 @@ class CoverageConfig:
     )
     negation_check: bool = field(default=True, metadata={"help": "require matching polarity (negation cues)"})
     number_check: bool = field(default=True, metadata={"help": "if both mention numbers, require a shared one"})
+    margin: float = field(
+        default=DEFAULT_COVERAGE_MARGIN,
+        metadata={"help": "a reply unit matches only facts within this similarity of its best fact (inf disables)"},
+    )
+    first_person_keys: bool = field(
+        default=True, metadata={"help": "also compare units with each fact's first-person rewrite (max of both)"}
+    )
 
 
 class EmbeddingCoverage:
@@ -101,9 +123,11 @@ class EmbeddingCoverage:
         threshold: float = DEFAULT_COVERAGE_THRESHOLD,
         negation_check: bool = True,
         number_check: bool = True,
+        margin: float = DEFAULT_COVERAGE_MARGIN,
+        first_person_keys: bool = True,
         embedder: Embedder | None = None,
     ):
-        self.config = CoverageConfig(threshold, negation_check, number_check)
+        self.config = CoverageConfig(threshold, negation_check, number_check, margin, first_person_keys)
         self._embedder = embedder
 
     @property
@@ -115,14 +139,19 @@ class EmbeddingCoverage:
     def scores(self, cases: Sequence[Case], replies: Sequence[str]) -> list[np.ndarray]:
         """Per pair, the best admissible similarity of each fact to any reply unit, shape ``(n_facts,)``.
 
-        Inadmissible unit-fact pairs (polarity or number mismatch, when those checks are on) score ``-1``.
+        Inadmissible unit-fact pairs score ``-1``: polarity or number mismatch (when those checks are on), and
+        facts more than ``margin`` below the unit's best admissible fact (a unit states what it is closest to, not
+        every fact with the same template, e.g. "He denies cough." vs "He denies chest pain." at 0.69).
         """
         if len(cases) != len(replies):
             raise ValueError(f"{len(cases)} cases but {len(replies)} replies")
         cfg = self.config
         units = [[] if r.strip() == REFUSAL else split_units(r) for r in replies]
         all_units = list(dict.fromkeys(u for us in units for u in us))
-        all_facts = list(dict.fromkeys(f.text for c in cases for f in c.facts))
+        keyed = cfg.first_person_keys
+        all_facts = list(dict.fromkeys(
+            t for c in cases for f in c.facts for t in ((f.text, first_person(f.text)) if keyed else (f.text,))
+        ))
         ue = self.embedder.encode(all_units)
         fe = self.embedder.encode(all_facts)
         urow = {t: i for i, t in enumerate(all_units)}
@@ -133,7 +162,10 @@ class EmbeddingCoverage:
                 out.append(np.full(case.n_facts, -1.0))
                 continue
             ftexts = [f.text for f in case.facts]
-            sim = ue[[urow[u] for u in us]] @ fe[[frow[t] for t in ftexts]].T  # (n_units, n_facts)
+            u_emb = ue[[urow[u] for u in us]]
+            sim = u_emb @ fe[[frow[t] for t in ftexts]].T  # (n_units, n_facts)
+            if keyed:
+                sim = np.maximum(sim, u_emb @ fe[[frow[first_person(t)] for t in ftexts]].T)
             if cfg.negation_check:
                 un = np.array([is_negated(u) for u in us])
                 fn = np.array([is_negated(t) for t in ftexts])
@@ -143,6 +175,8 @@ class EmbeddingCoverage:
                 fnum = [numbers(t) for t in ftexts]
                 ok = np.array([[not (a and b) or bool(a & b) for b in fnum] for a in unum])
                 sim = np.where(ok, sim, -1.0)
+            best = sim.max(axis=1, keepdims=True)
+            sim = np.where(sim >= best - cfg.margin, sim, -1.0)
             out.append(sim.max(axis=0))
         return out
 
@@ -243,8 +277,25 @@ def _content(text: str) -> frozenset[str]:
     return frozenset(w for w in _WORD.findall(text.lower()) if w not in _STOP)
 
 
+_CASUAL = (
+    (r"^I have been having ", ("I've been having ", "I've had ", "I've noticed ")),
+    (r"^I have not had any ", ("I haven't had any ", "No ", "I've had no ")),
+    (r"^I have not ", ("I haven't ",)),
+    (r"^I do not ", ("I don't ",)),
+    (r"^I am not ", ("I'm not ",)),
+    (r"^I have ", ("I've got ", "I've ")),
+    (r"^I am ", ("I'm ",)),
+)
+
+
 def _speak(fact: str, rng: np.random.Generator) -> str:
+    """Patient speech for a fact: first person, then (so that the text differs from the matcher's first-person
+    keys) contractions and alternative leads, clause reordering and a lead-in, each at random."""
     text = first_person(fact)
+    for pat, alts in _CASUAL:
+        if re.match(pat, text) and rng.random() < 0.8:
+            text = re.sub(pat, alts[int(rng.integers(len(alts)))], text)
+            break
     if rng.random() < 0.5:
         text = reorder(text)
     if rng.random() < 0.3:
