@@ -8,8 +8,8 @@
 
 from promed.patient.embed import EmbedConfig, Embedder, default_embedder, load_minilm
 from promed.patient.fact import FactPatient, FactPatientConfig
-from promed.patient.llm import LLMPatient, LLMPatientConfig, parse_fact_numbers
 from promed.patient.guard import REFUSAL, forbidden_strings, has_letter_answer, is_safe, redact, safe_fact_ids
+from promed.patient.llm import LLMPatient, LLMPatientConfig, parse_fact_numbers
 
 __all__ = [
     "REFUSAL",

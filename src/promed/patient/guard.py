@@ -16,7 +16,8 @@ A patient never reveals the answer options, the gold answer or the diagnosis, wh
    Bare letters in ordinary clinical words ("hepatitis B", "vitamin C", "type A") are not.
 3. **Answer-bearing facts are never revealed.** A hidden fact whose text contains a forbidden string or a
    letter-answer pattern is not in :func:`safe_fact_ids`; patients select only among safe facts. (On the MediQ
-   dev set this hides NN of 14,217 facts, e.g. a medication list that names three of the options.)
+   dev set this hides 35 of 14,217 facts, e.g. a medication list that names three of the options; on
+   SynthClinic about 1.5%, e.g. "Her mother has migraines." when Migraine is an option.)
 4. **Replies are built from facts and re-checked.** Patients reply only with verbatim safe facts or the fixed
    :data:`REFUSAL`; the final text goes through :func:`is_safe` and is replaced by :data:`REFUSAL` if it fails
    (defence in depth against a buggy or adversarial backend). The doctor's question never reaches the reply,
@@ -24,7 +25,8 @@ A patient never reveals the answer options, the gold answer or the diagnosis, wh
    retrieve genuine safe facts.
 
 Deviation (deliberate): the rule is stricter than "don't say the gold answer" - naming *any* option is refused,
-which also hides harmless facts that mention a distractor drug or condition. It costs a few facts per thousand
+which also hides harmless facts that mention a distractor drug or condition. It costs 0.25% of MediQ facts and
+~1.5% of SynthClinic facts
 and makes the guarantee checkable by a simple scan.
 
 :func:`redact` is for free text (e.g. a paraphrasing LLM patient or a human): it drops every sentence that is
