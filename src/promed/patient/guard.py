@@ -26,8 +26,7 @@ A patient never reveals the answer options, the gold answer or the diagnosis, wh
 
 Deviation (deliberate): the rule is stricter than "don't say the gold answer" - naming *any* option is refused,
 which also hides harmless facts that mention a distractor drug or condition. It costs 0.25% of MediQ facts and
-~1.5% of SynthClinic facts
-and makes the guarantee checkable by a simple scan.
+~1.5% of SynthClinic facts, and makes the guarantee checkable by a simple scan.
 
 :func:`redact` is for free text (e.g. a paraphrasing LLM patient or a human): it drops every sentence that is
 unsafe and returns :data:`REFUSAL` if nothing is left.
