@@ -12,9 +12,14 @@ at its default settings in the same loop; our estimators are also run at exactly
 on each case ("matched"), which is the like-for-like comparison.
 
 Ground truth uses ``BayesScorer.subset_probs`` (one matrix product for all 2^n subsets, equal to ``probs`` by
-contract; checked on the first case) because 2^16 ``Query`` objects per case would take seconds each.
+contract; checked against ``probs`` on the first case) because 2^16 ``Query`` objects per case would take seconds
+each; ``ScorerValue`` takes the same fast path for the estimators.
 
-    python benchmarks/shapley_estimators.py [--cases 240] [--budgets 2,3,5,10,20] [--log] [--plot out.png]
+``--interactions s`` adds seeded pairwise fact interactions to every option's log-score, which takes v outside
+the family of the kernel estimator's surrogate (a stand-in for LLM scorers): a robustness check.
+
+    python benchmarks/shapley_estimators.py [--cases 240] [--budgets 2,3,5,10,20] [--log] [--interactions 0.5]
+                                            [--plot out.png]
 """
 
 from __future__ import annotations
@@ -86,10 +91,29 @@ def parse_spec(spec: str) -> ShapleyEstimator:
     return get_estimator(name, **kw)
 
 
-def run_one(est: ShapleyEstimator, value: ScorerValue, case: Case, budget: int | None, rng: np.random.Generator):
-    f = set_function(value, case)
-    res = est.estimate(f, case.n_facts, budget, rng)
-    return res, f.n_evals
+def interacting_fn(scorer: BayesScorer, case: Case, log: bool, strength: float, seed: int, floor: float = 1e-6):
+    """SynthClinic's v with random pairwise fact interactions added to every option's log-score (a stand-in for an
+    LLM scorer, whose option logits are not additive in the facts): outside the surrogate's family."""
+    base, ll = scorer.fact_loglik(case)
+    n, k = ll.shape
+    rng = np.random.default_rng([seed, int(case.content_hash()[:8], 16)])
+    inter = np.triu(rng.normal(size=(k, n, n)), 1) * strength * ll.std() / np.sqrt(n)
+    gold = case.gold_index
+
+    def f(masks: np.ndarray) -> np.ndarray:
+        m = np.asarray(masks, dtype=float)
+        s = base + m @ ll + np.einsum("ri,kij,rj->rk", m, inter, m)
+        lp = s[:, gold] - np.logaddexp.reduce(s, axis=1)
+        return np.maximum(lp, np.log(floor)) if log else np.exp(lp)
+
+    return f
+
+
+def run_one(est: ShapleyEstimator, value: ScorerValue, case: Case, budget: int | None, rng: np.random.Generator,
+            direct=None):
+    """One estimate through the production path (``set_function(value, case)``), or through ``direct``."""
+    f = set_function(value, case) if direct is None else direct
+    return est.estimate(f, case.n_facts, budget, rng)
 
 
 def main() -> None:
@@ -101,6 +125,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log", action="store_true", help="v = log P(gold) (clipped at 1e-6) instead of P(gold)")
     ap.add_argument("--min-delta", type=float, default=1e-3, help="skip cases with |v(all) - v(empty)| below this")
+    ap.add_argument("--interactions", type=float, default=0.0,
+                    help="add pairwise fact interactions of this strength to v (robustness outside the surrogate's "
+                         "family; v is then computed directly, not through ScorerValue)")
     ap.add_argument("--plot", default=None, help="write an error-vs-evaluations PNG here")
     args = ap.parse_args()
 
@@ -118,10 +145,15 @@ def main() -> None:
     for ci, case in enumerate(cases):
         n = case.n_facts
         f_true = truth_fn(scorer, case, args.log)
-        if ci == 0:  # the fast path equals the production path
+        direct = None
+        if args.interactions > 0:
+            f_true = direct = interacting_fn(scorer, case, args.log, args.interactions, args.seed)
+        elif ci == 0:  # the matrix fast path equals one Query per subset through BayesScorer.probs
             keys = np.random.default_rng(0).integers(0, 2**n, size=64)
             masks = keys_to_masks(keys, n)
-            slow = value.v(case, [frozenset(np.flatnonzero(m).tolist()) for m in masks])
+            rows = scorer.probs([case.query(np.flatnonzero(m).tolist()) for m in masks])
+            slow = np.array([r[case.gold_index] for r in rows])
+            slow = np.log(np.maximum(slow, 1e-6)) if args.log else slow
             assert np.allclose(slow, f_true(masks), atol=1e-12), "subset_probs disagrees with probs"
         truth = exact.estimate(f_true, n, None, np.random.default_rng(0))
         delta = truth.full - truth.base
@@ -129,19 +161,21 @@ def main() -> None:
             skipped += 1
             continue
         used_n.append(n)
-        res, _ = run_one(get_estimator("reference"), value, case, None, np.random.default_rng([args.seed, ci, 99]))
+        res = run_one(get_estimator("reference"), value, case, None, np.random.default_rng([args.seed, ci, 99]), direct)
         ref.add(error(res.values, truth.values, delta), res.n_evals, res.n_queries)
         for ei, nm in enumerate(names):
             est = parse_spec(nm)
             for bi, b in enumerate(mults):
-                r, _ = run_one(est, value, case, int(round(b * n)), np.random.default_rng([args.seed, ci, ei, bi]))
+                r = run_one(est, value, case, int(round(b * n)), np.random.default_rng([args.seed, ci, ei, bi]), direct)
                 runs[(nm, b)].add(error(r.values, truth.values, delta), r.n_evals, r.n_queries)
-            r, _ = run_one(est, value, case, max(res.n_evals, n + 1), np.random.default_rng([args.seed, ci, ei, 77]))
+            r = run_one(est, value, case, max(res.n_evals, n + 1), np.random.default_rng([args.seed, ci, ei, 77]),
+                        direct)
             matched[nm].add(error(r.values, truth.values, delta), r.n_evals, r.n_queries)
     mean_n = float(np.mean(used_n))
     print(f"SynthClinic test: {len(cases)} cases, {len(used_n)} used (n = {min(used_n)}..{max(used_n)}, "
           f"mean {mean_n:.1f}), {skipped} skipped (|v(all) - v(empty)| < {args.min_delta}); "
-          f"v = {'log P(gold)' if args.log else 'P(gold)'}; seed {args.seed}")
+          f"v = {'log P(gold)' if args.log else 'P(gold)'}"
+          f"{f' with pairwise interactions {args.interactions:g}' if args.interactions else ''}; seed {args.seed}")
     print("error = mean |phi_hat - phi| / |v(all) - v(empty)| per case; evals = distinct coalitions (incl. empty, "
           "all); queries = requests incl. repeats")
     print(HEADER)

@@ -149,3 +149,27 @@ def test_exact_shapley_through_the_value_is_efficient():
     assert res.n_evals == 2**n == f.n_evals
     assert res.values.sum() == pytest.approx(res.full - res.base)
     assert 0.0 <= res.base <= 1.0 and 0.0 <= res.full <= 1.0
+
+
+def test_subset_probs_fast_path_is_used_and_agrees():
+    n = 5
+    case = make_case(n)
+    slow = toy(n, seed=4)
+
+    class Fast(ToyScorer):
+        def __init__(self, scores):
+            super().__init__(scores)
+            self.fast_calls = 0
+
+        def subset_probs(self, case, masks):
+            self.fast_calls += 1
+            s = np.asarray(masks, float) @ self.scores + self.prior
+            e = np.exp(s - s.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+
+    fast = Fast(slow.scores)
+    subsets = [frozenset(np.flatnonzero(m).tolist()) for m in keys_to_masks(np.arange(2**n), n)]
+    a = ScorerValue(fast).v(case, subsets)
+    b = ScorerValue(slow).v(case, subsets)
+    np.testing.assert_allclose(a, b, atol=1e-12)
+    assert fast.fast_calls == 1 and fast.calls == 0

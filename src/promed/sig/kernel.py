@@ -20,7 +20,7 @@ from promed.sig.shapley import (
     default_budget,
     popcount,
 )
-from promed.sig.surrogate import detect_link, fit_softmax_surrogate, surrogate_shapley
+from promed.sig.surrogate import SoftmaxSurrogate, detect_link, fit_softmax_surrogate, surrogate_shapley
 from promed.sig.value import keys_to_masks
 
 __all__ = ["KernelShapley"]
@@ -67,7 +67,6 @@ def _allocate(total: int, masses: np.ndarray, caps: np.ndarray) -> np.ndarray:
                 if left and free[j] and alloc[j] < caps[j]:
                     alloc[j] += 1
                     left -= 1
-            add = None
         else:
             alloc += add
             left -= int(add.sum())
@@ -114,9 +113,14 @@ def _constrained_wls(z: np.ndarray, w: np.ndarray, y: np.ndarray, total: float) 
     kkt[..., :n, n] = 1.0
     kkt[..., n, :n] = 1.0
     rhs = np.concatenate([2 * b, np.full(lead + (1,), total)], axis=-1)
-    # pinv rather than solve: with few coalitions (or a bootstrap resample that drops some) the system can be
-    # singular; pinv then returns the minimum-norm solution instead of garbage.
-    sol = np.einsum("...ij,...j->...i", np.linalg.pinv(kkt, rcond=1e-12), rhs)
+    # A tiny ridge (1e-9 of the mean diagonal) keeps the system solvable when few coalitions, or a bootstrap
+    # resample that drops some, leave directions undetermined; they are then set to ~0 instead of to garbage.
+    eps = 1e-9 * (np.trace(a, axis1=-2, axis2=-1) / n)[..., None] + 1e-300
+    kkt[..., np.arange(n), np.arange(n)] += 2 * eps
+    try:
+        sol = np.linalg.solve(kkt, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        sol = np.einsum("...ij,...j->...i", np.linalg.pinv(kkt), rhs)
     return sol[..., :n]
 
 
@@ -216,7 +220,7 @@ class KernelShapley:
         default=3, metadata={"help": "largest number K of competing options tried in the surrogate (options - 1)"}
     )
     points_per_param: float = field(
-        default=2.0,
+        default=1.0,
         metadata={"help": "surrogates with more than (evaluations / this) parameters, K (n + 1), are not tried"},
     )
     holdout: float = field(
@@ -251,12 +255,12 @@ class KernelShapley:
         stderr = _constrained_wls(z, boot_w, y, total).std(axis=0, ddof=1) if boot_w is not None else np.full(n, np.nan)
 
         link = self._link(np.concatenate([[base, full], vals]))
-        k_best = self._select_classes(d, masks, base, full, vals, link, rng) if link is not None else 0
+        k_best, starts = self._select_classes(d, masks, base, full, vals, link, rng) if link is not None else (0, {})
         fit_masks = np.concatenate([np.zeros((1, n), bool), np.ones((1, n), bool), masks])
         fit_vals = np.concatenate([[base, full], vals])
         se = np.maximum(stderr, 1e-3 * abs(total) / n + 1e-12) if boot_w is not None else None
         for k in range(k_best, 0, -1):
-            sur = fit_softmax_surrogate(fit_masks, fit_vals, k, link, rng)
+            sur = fit_softmax_surrogate(fit_masks, fit_vals, k, link, rng, init=starts.get(k))
             resid = fit_vals - sur(fit_masks)
             if not np.all(np.isfinite(resid)):
                 continue
@@ -271,7 +275,7 @@ class KernelShapley:
         return ShapleyResult(phi, base, full, stderr, g.n_evals, g.n_queries)
 
     def _select_classes(self, d: _Design, masks: np.ndarray, base: float, full: float, vals: np.ndarray, link,
-                        rng: np.random.Generator) -> int:
+                        rng: np.random.Generator) -> tuple[int, dict[int, SoftmaxSurrogate]]:
         """Pick K in {0 (no surrogate), 1, ..., K_max} by held-out error on sampled pairs.
 
         K_max = min(surrogate_classes, evaluations / (points_per_param (n + 1))): a surrogate needs data to
@@ -280,16 +284,17 @@ class KernelShapley:
         KernelSHAP (v(empty) + phi . z, phi refitted without them) and each surrogate K (fitted without them) are
         scored by kernel-weighted squared error on the held-out coalitions. Plain KernelSHAP's error is driven by
         the non-additive part of v, the adjusted estimate's by the surrogate's residual, so the smaller held-out
-        residual wins. Enumerated coalitions (always kept for fitting) are never held out.
+        residual wins. Enumerated coalitions (always kept for fitting) are never held out. Also returns the
+        held-out fits, which warm-start the final fits.
         """
         n = masks.shape[1]
         k_max = min(self.surrogate_classes, int((len(vals) + 2) / (self.points_per_param * (n + 1))))
         if k_max < 1:
-            return 0
+            return 0, {}
         pair_rows = np.concatenate([start + 2 * np.arange(u) for start, u in d.blocks])
         n_out = max(1, int(round(self.holdout * len(pair_rows))))
         if len(pair_rows) < 2:
-            return k_max
+            return k_max, {}
         out_pairs = rng.choice(pair_rows, size=n_out, replace=False)
         out = np.zeros(len(vals), dtype=bool)
         out[out_pairs] = True
@@ -301,11 +306,12 @@ class KernelShapley:
         scores = [float((wo * (vals[out] - base - z[out] @ phi_in) ** 2).sum())]
         fit_masks = np.concatenate([np.zeros((1, n), bool), np.ones((1, n), bool), masks[~out]])
         fit_vals = np.concatenate([[base, full], vals[~out]])
+        fits: dict[int, SoftmaxSurrogate] = {}
         for k in range(1, k_max + 1):
-            sur = fit_softmax_surrogate(fit_masks, fit_vals, k, link, rng)
-            pred = sur(masks[out])
+            fits[k] = fit_softmax_surrogate(fit_masks, fit_vals, k, link, rng)
+            pred = fits[k](masks[out])
             scores.append(float((wo * (vals[out] - pred) ** 2).sum()) if np.all(np.isfinite(pred)) else np.inf)
-        return int(np.argmin(scores))
+        return int(np.argmin(scores)), fits
 
     def _link(self, values: np.ndarray):
         if self.surrogate == "none" or self.surrogate_classes < 1:

@@ -84,6 +84,7 @@ def fit_softmax_surrogate(
     tol: float = 1e-3,
     floor: float = 1e-9,
     weight_floor: float = 1e-4,
+    init: SoftmaxSurrogate | None = None,
 ) -> SoftmaxSurrogate:
     """Fit (*) to ``values`` at ``masks`` ((m, n) bool) by weighted least squares in logit space.
 
@@ -95,7 +96,7 @@ def fit_softmax_surrogate(
     perturbation from ``rng`` to break their symmetry; then Levenberg-Marquardt with ridge ``ridge`` (keeps
     under-determined fits bounded). The problem has local minima for K > 1, so up to ``restarts`` starts are
     tried (with growing perturbations) until one fits to a weighted rms logit residual below ``tol``; the best
-    fit is returned.
+    fit is returned. ``init`` (a surrogate with the same K and n, e.g. fitted on a subset) is tried first.
     """
     z = np.asarray(masks, dtype=float)
     y = np.asarray(values, dtype=float)
@@ -107,25 +108,33 @@ def fit_softmax_surrogate(
     wt = np.sqrt(np.maximum(p * (1 - p), weight_floor))
     c = np.linalg.lstsq(x * wt[:, None], -target * wt, rcond=None)[0]  # K = 1: eta = -logit(p)
 
+    starts = [] if init is None or init.b.shape != (k, n) else [np.concatenate([init.a[:, None], init.b], axis=1)]
+    good = tol**2 * float((wt**2).sum())  # data loss of a fit with weighted rms residual `tol`
     best: tuple[np.ndarray, float] | None = None
-    for r in range(restarts if k > 1 else 1):
-        theta = np.tile(c, (k, 1))
-        theta[:, 0] -= np.log(k)
-        if k > 1:
-            theta += 0.1 * (1 + r) * rng.standard_normal(theta.shape) * (np.abs(c).mean() + 1e-3)
-        theta, cur = _levenberg_marquardt(theta.ravel(), x, target, wt, k, ridge, iters)
+    fresh = (1 if starts else restarts) if k > 1 else 1  # a warm start needs at most one fresh alternative
+    for r in range(len(starts) + fresh):
+        if r < len(starts):
+            theta = starts[r]
+        else:
+            theta = np.tile(c, (k, 1))
+            theta[:, 0] -= np.log(k)
+            if k > 1:
+                theta += 0.1 * (1 + r) * rng.standard_normal(theta.shape) * (np.abs(c).mean() + 1e-3)
+        theta, cur = _levenberg_marquardt(theta.ravel(), x, target, wt, k, ridge, iters, good / 100)
         if best is None or cur < best[1]:
             best = (theta, cur)
-        fit = np.sqrt(cur - ridge * float((theta**2).sum())) / np.sqrt((wt**2).sum())  # weighted rms residual
-        if fit < tol:
+        if cur - ridge * float((theta**2).sum()) < good:
             break
     a, b = _unpack(best[0], k, n)
     return SoftmaxSurrogate(a=a.copy(), b=b.copy(), link=link)
 
 
 def _levenberg_marquardt(theta: np.ndarray, x: np.ndarray, target: np.ndarray, wt: np.ndarray, k: int,
-                         ridge: float, iters: int) -> tuple[np.ndarray, float]:
-    """Minimise sum (wt (target + logsumexp_k(x theta_k)))^2 + ridge |theta|^2; returns (theta, loss)."""
+                         ridge: float, iters: int, enough: float = 0.0) -> tuple[np.ndarray, float]:
+    """Minimise sum (wt (target + logsumexp_k(x theta_k)))^2 + ridge |theta|^2; returns (theta, loss).
+
+    Stops after ``iters`` steps, when a step improves the loss by less than 1e-7 of it, or once the loss is
+    below ``enough``."""
     m, n1 = x.shape
 
     def predict(th: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +155,7 @@ def _levenberg_marquardt(theta: np.ndarray, x: np.ndarray, target: np.ndarray, w
         step = np.linalg.solve(jtj + (ridge + damp * (np.diag(jtj).mean() + 1e-12)) * eye, grad)
         new = loss(theta + step)
         if new < cur:
-            done = cur - new < 1e-12 * (1 + cur)
+            done = cur - new < 1e-7 * cur or new < enough
             theta, cur, damp = theta + step, new, max(damp * 0.3, 1e-9)
             if done:
                 break

@@ -57,6 +57,10 @@ class ScorerValue:
 
     Memoisation is keyed by (``case.content_hash()``, subset): the same subset of the same case is never sent to
     the scorer twice while its table is kept. ``n_scored`` counts the subsets actually sent to the scorer.
+
+    Fast path (duck-typed): a scorer with ``subset_probs(case, masks) -> (S, n_options)`` - ``BayesScorer`` has
+    one, a single matrix product - is asked through it instead of building one ``Query`` per subset; it must
+    return what ``probs([case.query(subset), ...])`` would.
     """
 
     def __init__(self, scorer: Scorer, log: bool = False, floor: float = 1e-6, max_cases: int = 8):
@@ -94,12 +98,19 @@ class ScorerValue:
         table = self._table(case)
         todo = list(dict.fromkeys(s for s in subsets if s not in table))
         if todo:
-            rows = self.scorer.probs([case.query(sorted(s)) for s in todo])
-            if len(rows) != len(todo):
-                raise RuntimeError(f"scorer {self.id} returned {len(rows)} rows for {len(todo)} queries")
             gold = case.gold_index
-            for s, row in zip(todo, rows):
-                p = float(np.asarray(row, dtype=float)[gold])
+            fast = getattr(self.scorer, "subset_probs", None)
+            if fast is not None:
+                masks = np.zeros((len(todo), n), dtype=bool)
+                for r, s in enumerate(todo):
+                    masks[r, list(s)] = True
+                gold_p = np.asarray(fast(case, masks), dtype=float)[:, gold]
+            else:
+                rows = self.scorer.probs([case.query(sorted(s)) for s in todo])
+                if len(rows) != len(todo):
+                    raise RuntimeError(f"scorer {self.id} returned {len(rows)} rows for {len(todo)} queries")
+                gold_p = np.array([float(np.asarray(row, dtype=float)[gold]) for row in rows])
+            for s, p in zip(todo, gold_p.tolist()):
                 table[s] = math.log(max(p, self.floor)) if self.log else p
             self.n_scored += len(todo)
         return np.array([table[s] for s in subsets], dtype=float)
