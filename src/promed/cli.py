@@ -205,6 +205,38 @@ def sft_cmd(
                f"{res.wall_s:.0f} s; wrote {res.model_dir} (loss curve: {out}/loss.png)")
 
 
+@app.command("stage1")
+def stage1_cmd(
+    preset: str = typer.Option("synthclinic", help="Preset: synthclinic (the CPU preset: MCTS on SynthClinic "
+                               "train cases, SFT of the small doctor, eval on the test split)."),
+    train_cases: int = typer.Option(2000, help="Training cases searched."),
+    test_cases: int = typer.Option(500, help="Test cases evaluated."),
+    iterations: int = typer.Option(32, help="MCTS iterations per case."),
+    epochs: float = typer.Option(3.0, help="SFT epochs."),
+    max_questions: int = typer.Option(5, help="Question budget."),
+    seed: int = typer.Option(0, help=SEED_HELP),
+    out: Path = typer.Option(Path("runs/stage1"), help="Output directory (re-running resumes every step)."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+):
+    """Stage 1 end to end: MCTS trajectories -> SFT -> evaluation beside the baselines (OUT/stage1.json)."""
+    from promed.stages import Stage1Config, run_stage1
+
+    with input_errors():
+        if preset != "synthclinic":
+            raise ValueError(f"unknown preset {preset!r}: available: synthclinic")
+        cfg = Stage1Config(train_cases=train_cases, test_cases=test_cases, iterations=iterations, epochs=epochs,
+                           max_questions=max_questions, seed=seed, out=out)
+        summary = run_stage1(cfg, progress=progress)
+    from promed.eval.metrics import Metrics
+    from promed.eval.report import rich_table
+    from rich.console import Console
+
+    results = {k: Metrics(**{**v, "ci95": tuple(v["ci95"])}) for k, v in summary["eval"].items()}
+    Console(width=max(140, Console().width)).print(rich_table(results, title="Stage 1 (SynthClinic test)"))
+    typer.echo(f"mcts {summary['mcts_s']} s, sft {summary['sft_s']} s, eval {summary['eval_s']} s, "
+               f"peak memory {summary['peak_rss_mib']} MiB; wrote {out}/stage1.json")
+
+
 def _print_summary(summary: dict) -> None:
     for k, v in summary.items():
         typer.echo(f"{k:>28}: {v}")
