@@ -266,6 +266,9 @@ def test_llm_patient_prompt_has_no_options_or_answer(synth_cases):
         ("leukocytes 15,000/mm3", 20, ()),
         ("temperature 38.5, fact 2", 40, (2,)),
         ("12", 9, ()),
+        ("The facts that answer the question are 2 and 5.", 9, (2, 5)),
+        ("I have had a tremor of the hands for 2 weeks", 9, ()),  # prose: its numbers are not fact ids
+        ("None of the above.", 9, ()),
     ],
 )
 def test_parse_fact_numbers(text, n, expected):

@@ -15,6 +15,11 @@ final text is re-scanned by :func:`~promed.patient.guard.guard_reply`. So even a
 prompt injection in the doctor's question (or is adversarial, as in the tests) can at most reveal genuine safe
 facts. ``guard=False`` lists every fact and skips the scan; it exists only to measure what the guard prevents.
 
+Model choice: the task needs instruction following. The base Gemma 3 270M (``gemma-270m``) does not do it: on 16
+SynthClinic questions it selected the targeted fact 0 times and wrote prose (refused) 14 times. Use an
+instruction-tuned model (an ``hf:`` ``-it`` checkpoint or an ``openai:`` server); :class:`FactPatient` is the
+default patient.
+
 Deviations from MediQ's fact-select patient: numbers instead of free text (see above); at most ``max_facts``
 facts per reply (the first ones the model lists), so "tell me everything" cannot dump the whole case in one turn.
 """
@@ -57,14 +62,23 @@ _NUMBERED_LINE = re.compile(r"^\s*(?:facts?\s*)?#?(\d{1,3})\s*[.):\]](?=\s|$)", 
 _STANDALONE = re.compile(r"(?<![\w./\-–])(\d{1,3})(?![\w%/\-–]|\.\d)")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?!\d)")  # "15,000" is one number, not facts 15 and 0
 _NONE = re.compile(r"\b(?:none|no\s+facts?)\b", re.IGNORECASE)
+_WORDS = re.compile(r"[A-Za-z]+")
+# words that may surround the numbers in a free-form answer line ("The facts that answer the question are 2 and 5")
+_FRAME = frozenset(
+    "fact facts number numbers no nos and or the are is answer answers answering question questions that which "
+    "of above relevant these those following".split()
+)
+_MAX_OTHER_WORDS = 2  # more words than this around the numbers: the line is prose, its numbers are not fact ids
 
 
 def parse_fact_numbers(text: str, n: int) -> tuple[int, ...]:
     """1-based fact numbers in ``text`` that lie in ``1..n``, in the order given, de-duplicated.
 
     Accepts ``"2, 5"``, ``"[2,5]"``, ``"Facts 2 and 5."``, ``"2. Patient ...\\n5. ..."`` (leading numbers of
-    echoed fact lines), ``"Fact #3"``. Returns ``()`` for ``NONE`` without numbers and for anything unreadable.
-    Numbers inside echoed fact text ("21-year-old", "99/min", "38.5") are ignored.
+    echoed fact lines), ``"Fact #3"``, ``"The facts that answer the question are 2 and 5."``. Returns ``()`` for
+    ``NONE`` without numbers and for anything unreadable, including prose whose numbers are not fact numbers
+    ("I have had a cough for 2 weeks": more than two words besides the fact-list vocabulary). Numbers inside
+    echoed fact text ("21-year-old", "99/min", "38.5") are ignored.
     """
     text = text.strip()
     if not text:
@@ -72,6 +86,9 @@ def parse_fact_numbers(text: str, n: int) -> tuple[int, ...]:
     found = [int(m) for m in _NUMBERED_LINE.findall(text)]
     if not found:
         first = next((ln for ln in text.splitlines() if ln.strip()), "")
+        other = [w for w in _WORDS.findall(first) if w.lower() not in _FRAME]
+        if len(other) > _MAX_OTHER_WORDS:  # e.g. "I have had a cough for 2 weeks" is prose, not "fact 2"
+            return ()
         found = [int(m) for m in _STANDALONE.findall(_THOUSANDS.sub(" ", first))]
         if not found and _NONE.search(text):
             return ()
