@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from promed.data.synthclinic import candidate_questions, generate_cases, question_for_fact
-from promed.patient import FactPatient, default_embedder
-from promed.patient.guard import adversarial_questions, forbidden_strings, is_safe, safe_fact_ids
+from promed.patient import FactPatient
+from promed.patient.guard import adversarial_questions, safe_fact_ids
 from promed.sig.coverage import EmbeddingCoverage, paraphrase_examples, precision_recall
 from promed.types import Case
 
@@ -112,7 +112,8 @@ MEDIQ_REPLIES: tuple[tuple[str, str, tuple[int, ...]], ...] = (
     ("2", "I have a glass of wine every evening instead of dinner.", (9,)), ("2", "I don't take any medicines.", (11,)),
     ("2", "I feel hopeless and I snap at people.", (5,)), ("2", "I take a lot of medications.", ()),
     ("3", "I'm diabetic, type 2.", (1,)), ("3", "It hurts when I urinate.", (3,)), ("3", "I don't have diabetes.", ()),
-    ("5", "I smoke a pack a day.", (5,)), ("5", "I have one glass of wine daily.", (6,)), ("5", "I don't do drugs.", (7,)),
+    ("5", "I smoke a pack a day.", (5,)), ("5", "I have one glass of wine daily.", (6,)),
+    ("5", "I don't do drugs.", (7,)),
     ("5", "My mom was recently treated for breast cancer.", (3,)),
     ("5", "I've never had problems with clotting or bleeding.", (2,)), ("5", "I feel tired and weak.", (1,)),
     ("5", "I quit smoking years ago.", ()), ("5", "I smoke a pack a day and drink a glass of wine.", (5, 6)),

@@ -142,7 +142,8 @@ _SUBJECT = (
     r"(?:the\s+)?(?:patient|pt|man|woman|boy|girl|child|infant|she|he)(?:'s)?"
 )
 _LEADS = [
-    (rf"^{_SUBJECT}\s+(?:reports|complains\s+of|endorses|describes|notes|mentions)\s+(?:having\s+)?", "I have been having "),
+    (rf"^{_SUBJECT}\s+(?:reports|complains\s+of|endorses|describes|notes|mentions)\s+(?:having\s+)?",
+     "I have been having "),
     (rf"^{_SUBJECT}\s+(?:denies|denied)\s+(?:any\s+)?(?:history\s+of\s+)?", "I have not had any "),
     (rf"^{_SUBJECT}\s+has\s+not\b", "I have not"),
     (rf"^{_SUBJECT}\s+does\s+not\b", "I do not"),
@@ -156,7 +157,12 @@ _LEADS = [
     (rf"^{_SUBJECT}\s+(\w+s)\b", None),  # "She smokes" -> "I smoke"
     (r"^(?:her|his|the\s+patient's|patient's)\s+", "My "),
 ]
-_PRONOUNS = [(r"\b(?:her|his)\b", "my"), (r"\b(?:she|he)\b", "I"), (r"\bhim\b", "me"), (r"\b(?:herself|himself)\b", "myself")]
+_PRONOUNS = [
+    (r"\b(?:her|his)\b", "my"),
+    (r"\b(?:she|he)\b", "I"),
+    (r"\bhim\b", "me"),
+    (r"\b(?:herself|himself)\b", "myself"),
+]
 
 
 @functools.lru_cache(maxsize=65536)

@@ -261,7 +261,9 @@ GENERIC_DISTRACTORS = (
 )
 _LEAD_INS = ("Yes, ", "Well, ", "Actually, ", "Hmm, ")
 _WORD = re.compile(r"[a-z]+")
-_STOP = frozenset("a an the is are was were has have had of in on to and or with for her his she he i my me not no".split())
+_STOP = frozenset(
+    "a an the is are was were has have had of in on to and or with for her his she he i my me not no".split()
+)
 
 
 @dataclass(frozen=True)
