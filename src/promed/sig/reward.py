@@ -15,6 +15,12 @@ question is the sum of softmax(phi / 2) weights of the facts a fact-checker find
 terms, without the "newly" filter); its uniform mode gives 1/n per question (``lam = 0``). The paper blends the
 two; we could not retrieve the paper's value of the blend from the stored material, so ``lam = 0.5`` (equal parts
 amount and importance) is our documented default - a config switch, not a claim about the paper.
+
+The default weighting is the positive part, not the reference's softmax(phi / 2): with v(S) a probability, phi
+lies within about +-0.3, where softmax(phi / 2) is nearly uniform and SIG degenerates towards counting facts. On
+SynthClinic (``benchmarks/sig_informative.py``, 2,314 questions that revealed a new fact), the rank correlation
+between a question's SIG and the drop in the exact posterior's error it caused is 0.755 with positive-part
+weights (lam 0.5) against 0.174 with softmax T = 2 and 0.042 for uniform information gain (lam 0).
 """
 
 from __future__ import annotations
@@ -40,9 +46,10 @@ class SigConfig:
         metadata={"help": "blend in [0, 1]: 0 = every new fact earns 1/n, 1 = every new fact earns its weight"},
     )
     weighting: Weighting = field(
-        default="softmax",
-        metadata={"help": "phi -> weights: 'softmax' = softmax(phi / temperature) as the reference code; "
-                  "'positive' = max(phi, 0) / sum, uniform when no phi is positive"},
+        default="positive",
+        metadata={"help": "phi -> weights: 'positive' = max(phi, 0) / sum, uniform when no phi is positive (our "
+                  "default: see benchmarks/sig_informative.py); 'softmax' = softmax(phi / temperature) as the "
+                  "reference code"},
     )
     temperature: float = field(
         default=2.0, metadata={"help": "softmax temperature (reference: 2.0); higher = closer to uniform"}
