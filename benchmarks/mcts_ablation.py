@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +151,8 @@ def mediq_check(args) -> None:
     from promed.types import Answer, Ask
 
     cfg = MctsRunConfig(data=DataConfig(str(MEDIQ), limit=5), candidates="both", model=args.model,
-                        iterations=args.mediq_iterations, width=2, max_questions=3, estimator="permutation",
+                        iterations=args.mediq_iterations, width=2, max_questions=args.mediq_budget,
+                        estimator="permutation",
                         estimator_budget=None, if_none_correct="best", seed=args.seed, out=Path(args.out) / "mediq")
     t0 = time.perf_counter()
     s = run_mcts(cfg, progress=True)
@@ -181,7 +181,8 @@ def main() -> None:
     ap.add_argument("--timing", type=int, default=0, help="time the preset on this many train cases")
     ap.add_argument("--mediq", action="store_true", help="real-model check on 5 MediQ cases")
     ap.add_argument("--model", default="gemma-270m", help="model spec for --mediq")
-    ap.add_argument("--mediq-iterations", type=int, default=4)
+    ap.add_argument("--mediq-iterations", type=int, default=3)
+    ap.add_argument("--mediq-budget", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/bench_mcts")
     args = ap.parse_args()

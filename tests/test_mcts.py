@@ -221,6 +221,8 @@ def test_real_data_writer_falls_back_on_copies():
     assert qs[1] == "How long have you been coughing?" and src.rejected == 1
     assert copies_fact("Do you have a dry cough for three weeks?", "She reports a dry cough for three weeks.")
     assert topic_of("Plasma D-dimer is normal.") == "plasma D-dimer"
+    assert topic_of("Patient complains of fever for 3 days.") == "fever"
+    assert topic_of("Blood pressure is 150/90 mm Hg.") == "blood pressure"
 
 
 def _run(tmp_path: Path, cases, **kw):

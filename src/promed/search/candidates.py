@@ -64,7 +64,7 @@ _CUT = re.compile(r"\b(that|which|who|with|for|since|after|before|when|while|but
                   re.IGNORECASE)
 _SUBJECTS = {"he", "she", "they", "i", "it", "this", "there", "patient", "the patient", "her", "his", "their"}
 _LEADING = {"a", "an", "the", "no", "not", "any", "her", "his", "their", "my", "your", "some", "recent", "recently",
-            "been", "being"}
+            "been", "being", "of", "about", "to", "for", "from", "with", "on", "in"}
 
 
 def topic_of(fact: str) -> str:
@@ -135,7 +135,7 @@ class FactQuestions:
     name = "facts"
 
     def __init__(self, llm: LLM | None = None, off_target: int = 1, off_pool: int = 8,
-                 sampling: Sampling = Sampling(max_new_tokens=40, temperature=0.0)):
+                 sampling: Sampling = Sampling(max_new_tokens=40, temperature=0.0, stop=("\n",))):
         self.llm, self.off_target, self.off_pool, self.sampling = llm, off_target, off_pool, sampling
         self.calls = 0
         self.rejected = 0  # LLM questions replaced by the template (copied the fact or unreadable)
@@ -208,19 +208,23 @@ class FactQuestions:
 
 
 class PolicyQuestions:
-    """``width`` samples from an LLM doctor per node, one batched ``generate`` call (``n = width``)."""
+    """``width`` samples from an LLM doctor per node, one batched ``generate`` call (``n = width``).
+
+    Generation stops at the first newline (``stop``): a doctor turn is one line, and the parser reads only the
+    first line of a question anyway, so the rest would be paid for and thrown away.
+    """
 
     name = "policy"
 
-    def __init__(self, llm: LLM, temperature: float = 1.0, max_new_tokens: int = 48):
-        self.llm, self.temperature, self.max_new_tokens = llm, temperature, max_new_tokens
+    def __init__(self, llm: LLM, temperature: float = 1.0, max_new_tokens: int = 48, stop: tuple[str, ...] = ("\n",)):
+        self.llm, self.temperature, self.max_new_tokens, self.stop = llm, temperature, max_new_tokens, stop
         self.calls = 0
 
     def prefetch(self, case: Case) -> list[str]:
         return []
 
     def propose(self, case: Case, view: DoctorView, width: int, rng: np.random.Generator) -> Proposal:
-        sampling = Sampling(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
+        sampling = Sampling(max_new_tokens=self.max_new_tokens, temperature=self.temperature, stop=self.stop,
                             seed=int(rng.integers(2**31 - 1)), n=width)
         texts = self.llm.generate([view_to_chat(view)], sampling)
         self.calls += 1

@@ -68,7 +68,7 @@ Rollout = Literal["greedy", "random"]
 class MctsConfig:
     """Search settings (per case)."""
 
-    iterations: int = field(default=32, metadata={"help": "MCTS iterations (each ends in a complete trajectory)."})
+    iterations: int = field(default=16, metadata={"help": "MCTS iterations (each ends in a complete trajectory)."})
     width: int = field(default=4, metadata={"help": "Question candidates proposed per expanded node."})
     max_questions: int = field(default=5, metadata={"help": "Question budget = maximum depth before answering."})
     c_uct: float = field(default=1.0, metadata={"help": "UCT exploration constant."})

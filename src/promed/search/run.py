@@ -56,7 +56,7 @@ class MctsRunConfig:
     scorer: str | None = field(default=None, metadata={"help": "'bayes' or a model spec; default: bayes on "
                                                                "SynthClinic, else --model."})
     patient: str = field(default="fact", metadata={"help": "Patient simulator: fact or llm."})
-    iterations: int = field(default=32, metadata={"help": "MCTS iterations per case."})
+    iterations: int = field(default=16, metadata={"help": "MCTS iterations per case."})
     width: int = field(default=4, metadata={"help": "Question candidates per expanded node (per source)."})
     max_questions: int = field(default=5, metadata={"help": "Question budget (tree depth)."})
     c_uct: float = field(default=1.0, metadata={"help": "UCT exploration constant."})
