@@ -9,7 +9,8 @@ import pytest
 
 from promed.llm import SpecError, clear_llm_cache, load_llm
 from promed.llm.base import ModelSpec
-from promed.llm.hf import HFBackend, build_rows, render_plain
+from promed.llm.hf import HFBackend, render_plain
+from promed.llm.packed_scoring import build_rows
 from promed.types import Sampling
 
 LETTERS = [" A", " B", " C", " D"]
@@ -106,10 +107,11 @@ def test_prefix_reuse_equals_naive(tiny, options):
     fast = tiny.score_options(prompts, [options], reuse_prefix=True)
     naive = tiny.score_options(prompts, [options], reuse_prefix=False)
     np.testing.assert_allclose(np.array(fast), np.array(naive), atol=1e-4)
-    # the same with small batches (several chunks share one prefix cache) and no grouping at all
-    small = HFBackend(tiny.model, tiny.tokenizer, name="tiny-small",
-                      options=type(tiny.options)(device="cpu", dtype="float32", score_batch_size=3))
-    np.testing.assert_allclose(np.array(small.score_options(prompts, [options])), np.array(naive), atol=1e-4)
+    # small chunks (several packed passes share one prefix cache; a suffix longer than a chunk gets its own)
+    for chunk in (8, 40):
+        opts = type(tiny.options)(device="cpu", dtype="float32", chunk_tokens=chunk)
+        other = HFBackend(tiny.model, tiny.tokenizer, name="tiny-variant", options=opts)
+        np.testing.assert_allclose(np.array(other.score_options(prompts, [options])), np.array(naive), atol=1e-4)
 
 
 def test_multi_token_log_likelihood_is_a_sum(tiny):

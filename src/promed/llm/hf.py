@@ -6,7 +6,8 @@ fast option scoring.
   and decodes a left-padded batch greedily (``temperature == 0``) or by sampling seeded from ``Sampling.seed``.
 * ``score_options`` computes ``log P(option | prompt)`` summed over the option's tokens, then a softmax over the
   prompt's options. It is built for many prompts sharing a long prefix (one case scored with many fact subsets):
-  see :func:`score_rows_with_prefix` for the prefix-reuse algorithm.
+  see :mod:`promed.llm.packed_scoring` for the prefix-reuse algorithm (shared prefix run once, suffixes packed as
+  a token trie with tree attention).
 
 Deviation from a bare ``model.generate``: the RNG used for sampling is forked (``torch.random.fork_rng``) and seeded
 per call, so generation never reads or changes the process's global torch RNG state.
@@ -14,7 +15,6 @@ per call, so generation never reads or changes the process's global torch RNG st
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 import secrets
@@ -27,6 +27,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from promed.llm.packed_scoring import (
+    Runner,
+    build_rows,
+    head_supported,
+    packed_supported,
+    score_rows_naive,
+    score_rows_packed,
+)
 from promed.types import Chat, Sampling
 
 
@@ -40,7 +48,9 @@ class HFOptions:
         metadata={"help": "float32 | bfloat16 | float16 | auto (float32 on cpu, bfloat16 on cuda)."},
     )
     gen_batch_size: int = field(default=16, metadata={"help": "Chats per generate() forward batch."})
-    score_batch_size: int = field(default=32, metadata={"help": "Suffix rows per scoring forward pass."})
+    chunk_tokens: int = field(
+        default=1024, metadata={"help": "Most suffix-trie tokens packed into one scoring forward pass."}
+    )
     min_shared_prefix: int = field(
         default=16, metadata={"help": "Prompts sharing at least this many leading tokens share one prefix KV cache."}
     )
@@ -94,7 +104,8 @@ class HFBackend:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.eos_ids = _eos_ids(model, tokenizer)
-        self._head_ok: bool | None = None  # whether base model + lm_head reproduces the logits (checked once)
+        self._runner: Runner | None = None  # scoring forward passes (self-checks run once, on first use)
+        self._packed_ok = False
 
     @classmethod
     def from_pretrained(cls, path_or_id: str, *, gguf_file: str | None = None, name: str | None = None,
@@ -196,15 +207,18 @@ class HFBackend:
         """Unnormalised ``log P(option | prompt)`` (summed over the option's tokens), one array per prompt."""
         reuse = self.options.reuse_prefix if reuse_prefix is None else reuse_prefix
         rows, n_opts = build_rows(self.tokenizer, prompts, options)
-        if self._head_ok is None:
-            self._head_ok = _check_head(self.model, self.device)
-        runner = _Runner(self.model, self.device, self.tokenizer.pad_token_id, self._head_ok)
         with torch.inference_mode():
-            if reuse:
-                scores = score_rows_with_prefix(runner, rows, self.options.score_batch_size,
-                                                self.options.min_shared_prefix)
+            if self._runner is None:
+                self._runner = Runner(self.model, self.device, head_supported(self.model, self.device))
+                self._packed_ok = packed_supported(self._runner)
+                if not self._packed_ok:
+                    warnings.warn(f"{self.name}: packed prefix scoring is not supported by this model's forward; "
+                                  "scoring one sequence per forward pass", stacklevel=2)
+            if reuse and self._packed_ok:
+                scores = score_rows_packed(self._runner, rows, min_shared=self.options.min_shared_prefix,
+                                           chunk_tokens=self.options.chunk_tokens)
             else:
-                scores = [runner.run([r], 0, None)[0] for r in rows]
+                scores = score_rows_naive(self._runner, rows)
         out = [np.zeros(k) for k in n_opts]
         for row, row_scores in zip(rows, scores):
             for (i, j, _), value in zip(row.targets, row_scores):
@@ -269,178 +283,3 @@ def _eos_ids(model, tokenizer) -> list[int]:
         if tid is not None:
             ids.add(int(tid))
     return sorted(ids)
-
-
-# ---- option scoring with shared-prefix KV reuse ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Row:
-    """One sequence fed to the model for scoring.
-
-    ``ids`` are the tokens fed; the next-token distribution at position ``start`` (the last prompt token) scores
-    the first token of every target; a target ``(prompt index, option index, continuation tokens)`` with k tokens
-    reads positions ``start .. start + k - 1`` (its tokens after the first are part of ``ids``).
-    """
-
-    ids: tuple[int, ...]
-    start: int
-    targets: tuple[tuple[int, int, tuple[int, ...]], ...]
-
-
-def build_rows(tokenizer, prompts: Sequence[str], options: Sequence[Sequence[str]]) -> tuple[list[Row], list[int]]:
-    """Tokenize prompts and continuations into :class:`Row` s; also return the option count per prompt.
-
-    Tokenization boundary: the continuation's tokens are those of ``tokenize(prompt + option)`` after the prompt's
-    own tokens, when the prompt's tokens are a prefix of the joint tokenization; otherwise (the option merges with
-    the prompt's last token) the option is tokenized on its own and appended. A prompt whose options are all single
-    tokens needs one row (one forward position); otherwise each option gets its own row.
-    """
-    if len(options) == 1 and len(prompts) != 1:
-        options = [options[0]] * len(prompts)
-    if len(options) != len(prompts):
-        raise ValueError(f"got {len(options)} option lists for {len(prompts)} prompts (expected 1 or one each)")
-    prompt_ids = tokenizer(list(prompts))["input_ids"]
-    joint_texts = [p + o for p, opts in zip(prompts, options) for o in opts]
-    joint_ids = iter(tokenizer(joint_texts)["input_ids"]) if joint_texts else iter(())
-    rows: list[Row] = []
-    for i, (p_ids, opts) in enumerate(zip(prompt_ids, options)):
-        if not opts:
-            raise ValueError(f"prompt {i} has no options")
-        if not p_ids:
-            raise ValueError(f"prompt {i} tokenizes to nothing; scoring needs at least one prompt token")
-        conts = []
-        for opt in opts:
-            joint = next(joint_ids)
-            if joint[: len(p_ids)] == p_ids and len(joint) > len(p_ids):
-                cont = joint[len(p_ids) :]
-            else:
-                cont = tokenizer(opt, add_special_tokens=False)["input_ids"]
-            if not cont:
-                raise ValueError(f"option {opt!r} of prompt {i} tokenizes to nothing")
-            conts.append(tuple(cont))
-        start = len(p_ids) - 1
-        if all(len(c) == 1 for c in conts):
-            rows.append(Row(tuple(p_ids), start, tuple((i, j, c) for j, c in enumerate(conts))))
-        else:
-            rows.extend(Row(tuple(p_ids) + c[:-1], start, ((i, j, c),)) for j, c in enumerate(conts))
-    return rows, [len(o) for o in options]
-
-
-def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    k = 0
-    while k < n and a[k] == b[k]:
-        k += 1
-    return k
-
-
-def score_rows_with_prefix(runner: "_Runner", rows: list[Row], batch_size: int, min_shared: int) -> list[list[float]]:
-    """Score rows, running each shared token prefix once and reusing its KV cache for the rows' suffixes.
-
-    Algorithm: sort rows lexicographically by tokens; greedily group neighbours whose longest common prefix (LCP)
-    with the group is at least ``min_shared`` tokens. For a group, the prefix length is
-    ``L = min(group LCP, min row start)`` (each row must still compute its scored positions); the prefix is run once
-    (batch 1), its cache is expanded to the chunk size, and the suffixes run in right-padded chunks (sorted by
-    length to limit padding) with attention mask ``[1]*L + suffix mask`` and positions ``L, L+1, ...``. Right
-    padding keeps every row's real tokens contiguous after the prefix, so sliding-window layers see exactly the
-    same keys as in an unpadded single-sequence pass. Rows without a useful shared prefix are batched without cache.
-    """
-    order = sorted(range(len(rows)), key=lambda k: rows[k].ids)
-    groups: list[tuple[list[int], int]] = []
-    for k in order:
-        if groups:
-            members, lcp = groups[-1]
-            shared = _lcp(rows[members[0]].ids[:lcp], rows[k].ids)
-            if shared >= min_shared:
-                members.append(k)
-                groups[-1] = (members, shared)
-                continue
-        groups.append(([k], len(rows[k].ids)))
-    results: list[list[float] | None] = [None] * len(rows)
-    loose: list[int] = []
-    for members, lcp in groups:
-        prefix_len = min(lcp, min(rows[k].start for k in members))
-        if len(members) == 1 or prefix_len < max(min_shared, 1):
-            loose.extend(members)
-            continue
-        cache = runner.prefix(rows[members[0]].ids[:prefix_len])
-        _run_chunks(runner, rows, members, prefix_len, cache, batch_size, results)
-    _run_chunks(runner, rows, loose, 0, None, batch_size, results)
-    return results  # type: ignore[return-value]
-
-
-def _run_chunks(runner, rows, members, prefix_len, cache, batch_size, results) -> None:
-    members = sorted(members, key=lambda k: len(rows[k].ids))
-    for s in range(0, len(members), batch_size):
-        chunk = members[s : s + batch_size]
-        for k, value in zip(chunk, runner.run([rows[k] for k in chunk], prefix_len, cache)):
-            results[k] = value
-
-
-class _Runner:
-    """Forward passes for scoring: the prefix pass and padded suffix passes that read only the needed positions."""
-
-    def __init__(self, model, device, pad_id: int, head_ok: bool):
-        self.model, self.device, self.pad_id, self.head_ok = model, device, pad_id, head_ok
-        self.base = model.base_model
-        self.head = model.get_output_embeddings()
-        self.softcap = getattr(model.config, "final_logit_softcapping", None)
-
-    def prefix(self, ids: Sequence[int]):
-        x = torch.tensor([list(ids)], device=self.device)
-        return self.base(input_ids=x, use_cache=True).past_key_values
-
-    def run(self, rows: Sequence[Row], prefix_len: int, cache) -> list[list[float]]:
-        """Summed log-likelihood of every target of every row; rows share the first ``prefix_len`` tokens."""
-        b = len(rows)
-        width = max(len(r.ids) for r in rows) - prefix_len
-        ids = torch.full((b, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((b, prefix_len + width), dtype=torch.long)
-        mask[:, :prefix_len] = 1
-        for i, r in enumerate(rows):  # right padding: [prefix | suffix | pad]
-            ids[i, : len(r.ids) - prefix_len] = torch.tensor(r.ids[prefix_len:])
-            mask[i, prefix_len : len(r.ids)] = 1
-        pos = torch.arange(prefix_len, prefix_len + width).expand(b, width)
-        past = None
-        if cache is not None:
-            past = copy.deepcopy(cache)
-            past.batch_repeat_interleave(b)
-        # the positions to read: for each row, start .. start + longest continuation - 1 (suffix coordinates)
-        n_read = [max(len(t[2]) for t in r.targets) for r in rows]
-        sel_b = torch.tensor([i for i, n in enumerate(n_read) for _ in range(n)], device=self.device)
-        sel_t = torch.tensor([r.start - prefix_len + k for r, n in zip(rows, n_read) for k in range(n)],
-                             device=self.device)
-        kwargs = dict(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                      position_ids=pos.to(self.device), past_key_values=past, use_cache=past is not None)
-        if self.head_ok:
-            hidden = self.base(**kwargs).last_hidden_state[sel_b, sel_t]  # [n_read_total, d]
-            logits = self.head(hidden)
-            if self.softcap:
-                logits = torch.tanh(logits / self.softcap) * self.softcap
-        else:
-            logits = self.model(**kwargs).logits[sel_b, sel_t]
-        logp = torch.log_softmax(logits.float(), dim=-1).cpu()  # [n_read_total, vocab]
-        out: list[list[float]] = []
-        offset = 0
-        for r, n in zip(rows, n_read):
-            out.append([float(sum(logp[offset + k, tok] for k, tok in enumerate(cont))) for _, _, cont in r.targets])
-            offset += n
-        return out
-
-
-def _check_head(model, device) -> bool:
-    """Whether ``lm_head(base(x))`` (+ Gemma-style soft-capping) reproduces ``model(x).logits``.
-
-    Reading only the needed positions through the head saves a full-vocabulary projection per token; models with
-    other output transforms fail this check and are scored through ``model(...).logits`` instead.
-    """
-    x = torch.tensor([[1, 2, 3, 4]], device=device) % model.config.vocab_size
-    with torch.inference_mode():
-        ref = model(input_ids=x).logits.float()
-        hidden = model.base_model(input_ids=x).last_hidden_state
-        logits = model.get_output_embeddings()(hidden)
-        cap = getattr(model.config, "final_logit_softcapping", None)
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-    return bool(torch.allclose(ref, logits.float(), atol=1e-3, rtol=1e-3))

@@ -1,8 +1,8 @@
 """OpenAI-compatible HTTP backend (vLLM, llama.cpp server, hosted APIs) through the ``openai`` client.
 
 * ``generate``: ``chat.completions`` (``mode="chat"``) or ``completions`` on a plain-rendered prompt
-  (``mode="completions"``, :func:`promed.llm.hf.render_plain`), one request per chat, ``concurrency`` requests in
-  flight (thread pool). Stop strings are passed to the server (at most 4, the API limit) and also applied to the
+  (``mode="completions"``, :func:`promed.llm.hf.render_plain`), one request per chat and sample,
+  ``concurrency`` requests in flight (thread pool). Stop strings are passed to the server (at most 4, the API limit) and also applied to the
   returned text.
 * ``score_options``: the ``completions`` endpoint with ``logprobs`` (whatever ``mode`` is: scoring a raw prompt
   needs a raw-text endpoint). Per prompt:
@@ -96,19 +96,20 @@ class OpenAICompatBackend:
     # ---- generation -----------------------------------------------------------------------------------------
 
     def generate(self, chats: Sequence[Chat], sampling: Sampling = Sampling()) -> list[str]:
-        """``sampling.n`` completions per chat, chat-major (as :meth:`promed.llm.hf.HFBackend.generate`)."""
+        """``sampling.n`` completions per chat, chat-major (as :meth:`promed.llm.hf.HFBackend.generate`).
+
+        Each sample is its own request (sample k with seed ``sampling.seed + k`` when a seed is given), since not
+        every compatible server honours ``n``.
+        """
         jobs = [(chat, k) for chat in chats for k in range(sampling.n)]
         return self._map(lambda job: self._one(job[0], sampling, job[1]), jobs)
 
     def _one(self, chat: Chat, s: Sampling, k: int) -> str:
-        common = dict(
-            model=self.model,
-            max_tokens=s.max_new_tokens,
-            temperature=s.temperature,
-            top_p=s.top_p,
-            stop=list(s.stop[:4]) or None,
-            seed=None if s.seed is None else s.seed + k,
-        )
+        common = dict(model=self.model, max_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p)
+        if s.stop:
+            common["stop"] = list(s.stop[:4])
+        if s.seed is not None:
+            common["seed"] = s.seed + k
         if self.mode == "chat":
             resp = self._client.chat.completions.create(messages=list(chat), **common)
             text = resp.choices[0].message.content or ""
