@@ -98,3 +98,21 @@ def test_prompted_tiny_llm_doctor_runs_and_counts_invalid_outputs():
     for t in trs:  # random weights: gibberish, so mostly invalid -> forced answers, never a crash
         assert t.end in ("answer", "budget", "invalid") and t.answer in "ABCD"
         assert t.n_outputs >= 1 and t.invalid <= t.n_outputs
+
+
+def test_scorer_answers_wrapper_keeps_questions_and_replaces_answers(sc_cases):
+    from promed.doctor.baselines import ScorerAnswers
+
+    class AskTwiceThenGuessA:
+        name = "inner"
+
+        def act(self, views, rng):
+            return ["ASK: Have you had a fever?" if len(v.turns) < 2 else "ANSWER: A" for v in views]
+
+    scorer = BayesScorer()
+    doc = ScorerAnswers(AskTwiceThenGuessA(), scorer, "ask:inner")
+    trs = run_episodes(sc_cases, doc, ExactPatient(), EnvConfig(max_questions=5), seed=0)
+    for case, t in zip(sc_cases, trs):
+        assert t.n_questions == 2 and t.turns[0].question == "Have you had a fever?"
+        p = scorer.probs([case.query(t.known)])[0]
+        assert t.answer == case.letters[int(np.argmax(p))]

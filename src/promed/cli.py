@@ -51,7 +51,8 @@ def eval_cmd(
     initial: str = typer.Option("first-sentence", help="Initial information for MediQ files: first-sentence or "
                                                        "first-half-facts."),
     doctor: str = typer.Option("reactive,full-info", help="Comma-separated doctors: reactive, full-info, random-<k>, "
-                               "abstain-numeric, abstain-scale, greedy-eig, prompted, llm:<spec or checkpoint dir>."),
+                               "abstain-numeric, abstain-scale, greedy-eig, prompted, llm:<spec or checkpoint dir>, ask:<spec or "
+                               "checkpoint dir> (that model asks, the scorer answers)."),
     patient: str = typer.Option("fact", help="Patient simulator: fact (embedding retrieval of facts) or llm."),
     model: Optional[str] = typer.Option(None, help="Model spec (gemma-270m, hf:<id|path>, gguf:<file>, "
                                         "openai:<model>@<url>, tiny) for the prompted doctor, the LLM patient and "

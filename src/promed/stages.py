@@ -2,7 +2,8 @@
 
 Stage 1 (paper section 3): SIG-guided MCTS over training consultations writes the best trajectories; a doctor is
 fine-tuned on them (loss on doctor turns only); the fine-tuned doctor is evaluated next to the baselines on the
-test split. Each step writes into its own folder under ``out`` and resumes, so an interrupted stage re-runs only
+test split twice: answering on its own (``llm:``) and asking while the scorer answers (``ask:``), which is how the
+baselines answer. Each step writes into its own folder under ``out`` and resumes, so an interrupted stage re-runs only
 what is missing. ``stage1.json`` records the wall time of each step and the peak memory of the process.
 """
 
@@ -67,7 +68,9 @@ def run_stage1(cfg: Stage1Config, progress: bool = True) -> dict:
 
     t0 = time.perf_counter()
     doctor = f"llm:{out / 'sft'}"
-    eval_cfg = EvalConfig(data=DataConfig(split="test", limit=cfg.test_cases), doctors=(*cfg.baselines, doctor),
+    asker = f"ask:{out / 'sft'}"  # the same policy's questions, answered by the scorer like the baselines
+    eval_cfg = EvalConfig(data=DataConfig(split="test", limit=cfg.test_cases),
+                          doctors=(*cfg.baselines, doctor, asker),
                           env=EnvConfig(max_questions=cfg.max_questions), seed=cfg.seed, out=out / "eval")
     results = run_eval(eval_cfg, progress=progress)
     times["eval_s"] = time.perf_counter() - t0

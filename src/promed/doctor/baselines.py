@@ -11,7 +11,8 @@ scoring the options) applied to what the doctor has been told, so they differ on
   (rated by the LLM itself when one is given, as in MediQ; otherwise the scorer's top probability mapped linearly
   from chance to certainty onto 1-5). Questions come from an LLM when one is given, else from the question pool.
 
-The greedy expected-information-gain planner lives in :mod:`promed.doctor.eig`; the LLM doctor in
+:class:`ScorerAnswers` wraps any doctor (e.g. a trained policy) so that it asks as it likes but answers through
+the scorer. The greedy expected-information-gain planner lives in :mod:`promed.doctor.eig`; the LLM doctor in
 :mod:`promed.doctor.policy`.
 """
 
@@ -66,6 +67,29 @@ def _fill_answers(scorer: Scorer, views: Sequence[DoctorView], out: list[str | N
     for i, text in zip(idx, answer_texts(scorer, [views[i] for i in idx])):
         out[i] = text
     return out  # type: ignore[return-value]
+
+
+class ScorerAnswers:
+    """Wraps a doctor: it asks as it likes, but its final answer comes from the scorer.
+
+    Used to compare a trained policy's *questions* on equal terms with the baselines, which all answer through the
+    scorer: ``ask:<spec>`` on the command line. Whenever the inner doctor answers (or has no questions left), the
+    output is replaced by the scorer's most probable option given the facts revealed so far.
+    """
+
+    def __init__(self, inner, scorer: Scorer, name: str):
+        self.inner, self.scorer, self.name = inner, scorer, name
+
+    def act(self, views: Sequence[DoctorView], rng: np.random.Generator) -> list[str]:
+        from promed.doctor.actions import parse_action
+        from promed.types import Ask
+
+        texts = self.inner.act(views, rng)
+        out: list[str | None] = [
+            t if v.questions_left > 0 and isinstance(parse_action(t, v.options), Ask) else None
+            for v, t in zip(views, texts)
+        ]
+        return _fill_answers(self.scorer, views, out)
 
 
 CONFIDENCE_PROMPT = (

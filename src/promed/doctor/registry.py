@@ -1,7 +1,8 @@
 """Doctor names on the command line -> doctor objects.
 
 Names: ``reactive``, ``full-info``, ``random-<k>``, ``abstain-numeric``, ``abstain-scale``, ``greedy-eig``,
-``prompted``, ``llm:<model spec or checkpoint dir>``. ``full-info`` is the reactive doctor in an environment that
+``prompted``, ``llm:<model spec or checkpoint dir>``, ``ask:<model spec or checkpoint dir>`` (that model asks, the
+scorer answers: a trained policy's questions compared on equal terms with the baselines). ``full-info`` is the reactive doctor in an environment that
 reveals every fact up front; the others run in the normal environment.
 """
 
@@ -16,7 +17,7 @@ from promed.llm.base import LLM, SpecError
 from promed.types import Doctor, Scorer
 
 DOCTOR_NAMES = ("reactive", "full-info", "random-<k>", "abstain-numeric", "abstain-scale", "greedy-eig",
-                "prompted", "llm:<spec or checkpoint dir>")
+                "prompted", "llm:<spec or checkpoint dir>", "ask:<spec or checkpoint dir>")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ def build_doctor(name: str, scorer: Callable[[], Scorer], llm: Callable[[], LLM]
         return DoctorEntry(name, LLMDoctor(llm(), name))
     if name.startswith("llm:") and len(name) > 4:
         return DoctorEntry(name, LLMDoctor(load_llm(llm_spec_of(name[4:])), name))
+    if name.startswith("ask:") and len(name) > 4:
+        inner = LLMDoctor(load_llm(llm_spec_of(name[4:])), name)
+        return DoctorEntry(name, baselines.ScorerAnswers(inner, scorer(), name))
     raise SpecError(f"unknown doctor {name!r}; choose from {', '.join(DOCTOR_NAMES)}")
 
 
