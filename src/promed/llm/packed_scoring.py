@@ -187,7 +187,9 @@ class Runner:
         types = list(getattr(model.config, "layer_types", None) or [])
         self.layer_types = types
         self.sliding_window = getattr(model.config, "sliding_window", None)
+        # hybrid (Gemma 2/3, ...): per-layer-type masks; no layer types but a window (Mistral): every layer slides
         self.hybrid = "sliding_attention" in types
+        self.all_sliding = not types and self.sliding_window is not None
 
     def model_hidden(self, ids: torch.Tensor) -> torch.Tensor:
         """Last hidden states ``[batch, seq, d]`` (or logits when the head check failed) of a plain causal pass."""
@@ -227,7 +229,8 @@ class Runner:
             idx = self.layer_types.index(layer_type) if layer_type in self.layer_types else 0
             return past.layers[idx].keys.shape[-2]
 
-        mask = self._mask(visible, positions, prefix_len, kept("full_attention"), None)
+        mask = self._mask(visible, positions, prefix_len, kept("full_attention"),
+                          self.sliding_window if self.all_sliding else None)
         if self.hybrid:
             sliding = self._mask(visible, positions, prefix_len, kept("sliding_attention"), self.sliding_window)
             mask = {"full_attention": mask, "sliding_attention": sliding}
