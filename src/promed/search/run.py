@@ -69,7 +69,7 @@ class MctsRunConfig:
                                                       "weights only."})
     sig_enabled: bool = field(default=True, metadata={"help": "False: correctness-only search (w_sig = 0); SIG is "
                                                               "still recorded."})
-    weighting: str = field(default="softmax", metadata={"help": "Shapley -> weights: softmax or positive."})
+    weighting: str = field(default="positive", metadata={"help": "Shapley -> weights: positive (default, as SigConfig) or softmax."})
     sig_temperature: float = field(default=2.0, metadata={"help": "Softmax temperature of the weights (reference: "
                                                                    "2; lower = sharper importance)."})
     estimator: str = field(default="auto", metadata={"help": "Shapley estimator: auto, exact, permutation, kernel."})
