@@ -3,13 +3,12 @@ the labelled sets."""
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from promed.data.cases import load_cases
 from promed.data.synthclinic import generate_cases
 from promed.patient import REFUSAL, FactPatient, default_embedder, safe_fact_ids
 from promed.sig.coverage import (
@@ -136,16 +135,6 @@ def test_coverage_quality_mediq(cov):
     """Benchmark (300 held-out rule-built replies): P 0.96, R 1.00. Here 12 cases, with slack for the small sample."""
     if not MEDIQ.exists():
         pytest.skip("shared MediQ data not present")
-    cases = []
-    with MEDIQ.open() as fh:
-        for line in fh:
-            rec = json.loads(line)
-            facts = [re.sub(r"^\s*\d+\s*[.)]\s*", "", f).strip() for f in rec["facts"]]
-            if facts and rec["answer_idx"] in rec["options"]:
-                cases.append(Case(str(rec["id"]), (rec["context"] or [""])[0],
-                                  tuple(Fact(i, t) for i, t in enumerate(facts)), rec["question"],
-                                  tuple(Option(k, v) for k, v in rec["options"].items()), rec["answer_idx"]))
-            if len(cases) == 12:
-                break
+    cases = load_cases(MEDIQ, limit=12).cases
     p, r = _quality(cov, cases, seed=1)
     assert p >= 0.8 and r >= 0.85, (p, r)

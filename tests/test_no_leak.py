@@ -7,7 +7,6 @@ suite does not just test the guard against itself.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from promed.data.cases import load_cases
 from promed.data.synthclinic import generate_cases, question_for_fact
 from promed.patient import (
     REFUSAL,
@@ -50,22 +50,10 @@ def leaks(case: Case, text: str) -> list[str]:
 
 
 def mediq_cases(n: int) -> list[Case]:
-    """The first ``n`` usable MediQ dev cases, parsed here (context[0] initial, numbered facts, options)."""
+    """The first ``n`` usable MediQ dev cases (context[0] as the initial information)."""
     if not MEDIQ.exists():
         pytest.skip("shared MediQ data not present")
-    out = []
-    with MEDIQ.open() as fh:
-        for line in fh:
-            rec = json.loads(line)
-            facts = [re.sub(r"^\s*\d+\s*[.)]\s*", "", f).strip() for f in rec["facts"]]
-            if not facts or not rec["context"] or rec["answer_idx"] not in rec["options"]:
-                continue
-            out.append(Case(str(rec["id"]), rec["context"][0], tuple(Fact(i, t) for i, t in enumerate(facts)),
-                            rec["question"], tuple(Option(k, v) for k, v in rec["options"].items()),
-                            rec["answer_idx"], "mediq"))
-            if len(out) == n:
-                break
-    return out
+    return load_cases(MEDIQ, limit=n).cases
 
 
 @pytest.fixture(scope="module")

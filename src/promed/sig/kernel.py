@@ -12,12 +12,9 @@ from typing import Literal
 import numpy as np
 
 from promed.sig.shapley import (
-    CountingSetFunction,
     SetFn,
     ShapleyResult,
-    _check_n,
-    _trivial,
-    default_budget,
+    _budgeted_start,
     popcount,
 )
 from promed.sig.surrogate import SoftmaxSurrogate, detect_link, fit_softmax_surrogate, surrogate_shapley
@@ -234,15 +231,11 @@ class KernelShapley:
     name: str = "kernel"
 
     def estimate(self, f: SetFn, n_players: int, budget: int | None, rng: np.random.Generator) -> ShapleyResult:
-        _check_n(n_players)
         n = n_players
-        budget = default_budget(n) if budget is None else int(budget)
-        g = CountingSetFunction(f, n)
-        if (res := _trivial(g, n)) is not None:
+        res, started = _budgeted_start(f, n, budget, "kernel Shapley")
+        if res is not None:
             return res
-        if budget < n + 1:
-            raise ValueError(f"kernel Shapley over {n} players needs a budget >= {n + 1}, got {budget}")
-        base, full = (float(x) for x in g.by_keys(np.array([0, (1 << n) - 1])))
+        g, budget, base, full = started
         d = _design(n, budget, self.enumerate_share, rng)
         vals = g.by_keys(d.keys)
         masks = keys_to_masks(d.keys, n)

@@ -148,6 +148,23 @@ def _check_n(n_players: int) -> None:
 
 # ---- exact ---------------------------------------------------------------------------------------------------
 
+def _budgeted_start(f: SetFn, n: int, budget: int | None, what: str):
+    """Common start of the budgeted sampling estimators.
+
+    Returns ``(result, None)`` for a trivial game, else ``(None, (g, budget, base, full))`` with the counting set
+    function, the resolved budget (default: :func:`default_budget`) and v(empty), v(all) already evaluated.
+    """
+    _check_n(n)
+    budget = default_budget(n) if budget is None else int(budget)
+    g = CountingSetFunction(f, n)
+    if (res := _trivial(g, n)) is not None:
+        return res, None
+    if budget < n + 1:
+        raise ValueError(f"{what} over {n} players needs a budget >= {n + 1}, got {budget}")
+    base, full = (float(x) for x in g.by_keys(np.array([0, (1 << n) - 1])))
+    return None, (g, budget, base, full)
+
+
 
 def shapley_weights(n: int) -> np.ndarray:
     """w[s] = s! (n-1-s)! / n!: the weight of the marginal v(S+i) - v(S) for |S| = s, s = 0..n-1 (w[n] = 0)."""
@@ -321,15 +338,11 @@ class PermutationShapley:
     name: str = "permutation"
 
     def estimate(self, f: SetFn, n_players: int, budget: int | None, rng: np.random.Generator) -> ShapleyResult:
-        _check_n(n_players)
         n = n_players
-        budget = default_budget(n) if budget is None else int(budget)
-        g = CountingSetFunction(f, n)
-        if (res := _trivial(g, n)) is not None:
+        res, started = _budgeted_start(f, n, budget, "permutation sampling")
+        if res is not None:
             return res
-        if budget < n + 1:
-            raise ValueError(f"permutation sampling over {n} players needs a budget >= {n + 1}, got {budget}")
-        base, full = (float(x) for x in g.by_keys(np.array([0, (1 << n) - 1])))
+        g, budget, base, full = started
         if budget < 2 * n:  # one forward walk only
             perms = rng.permutation(n)[None, :]
             vals = g.by_keys(_walk_keys(perms)).reshape(1, n - 1)
