@@ -116,3 +116,23 @@ def test_scorer_answers_wrapper_keeps_questions_and_replaces_answers(sc_cases):
         assert t.n_questions == 2 and t.turns[0].question == "Have you had a fever?"
         p = scorer.probs([case.query(t.known)])[0]
         assert t.answer == case.letters[int(np.argmax(p))]
+
+
+def test_no_repeat_resamples_repeated_questions():
+    from promed.types import Sampling
+
+    class Scripted:
+        """Greedy output repeats the first question; a hot sample asks something new."""
+
+        name = "scripted"
+
+        def generate(self, chats, sampling):
+            return ["ASK: Do you smoke?" if sampling.temperature == 0 else "ASK: Any fever?" for _ in chats]
+
+    case = make_case()
+    env = Consultation(KeywordPatient(), EnvConfig(max_questions=3))
+    env.reset(case)
+    env.step("ASK: Do you smoke?")
+    rng = np.random.default_rng(0)
+    assert LLMDoctor(Scripted(), no_repeat=0).act([env.view()], rng) == ["ASK: Do you smoke?"]
+    assert LLMDoctor(Scripted(), no_repeat=2).act([env.view()], rng) == ["ASK: Any fever?"]

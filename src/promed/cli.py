@@ -60,6 +60,8 @@ def eval_cmd(
     scorer: Optional[str] = typer.Option(None, help="'bayes' (SynthClinic exact posterior) or a model spec. "
                                          "Default: bayes on SynthClinic, else --model."),
     max_questions: int = typer.Option(5, help="Question budget per consultation."),
+    no_repeat: int = typer.Option(0, help="LLM doctors: when a question repeats an earlier one, resample it at "
+                                  "temperature 1 up to N times (0 = off)."),
     sig: bool = typer.Option(True, help="Annotate questions with SIG (Shapley values cached in OUT/shapley.jsonl)."),
     estimator: str = typer.Option("auto", help="Shapley estimator for SIG: auto, exact, permutation, kernel, "
                                   "reference."),
@@ -78,6 +80,7 @@ def eval_cmd(
             data=_data_cfg(data, split, limit, initial, data_seed),
             doctors=tuple(d.strip() for d in doctor.split(",") if d.strip()),
             patient=patient, model=model, scorer=scorer, env=EnvConfig(max_questions=max_questions),
+            no_repeat=no_repeat,
             sig=sig, estimator=estimator, seed=seed, batch_size=batch_size, out=out,
         )
         from promed.eval.evaluate import run_eval

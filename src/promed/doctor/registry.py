@@ -37,7 +37,7 @@ def llm_spec_of(target: str) -> str:
 
 
 def build_doctor(name: str, scorer: Callable[[], Scorer], llm: Callable[[], LLM],
-                 load_llm: Callable[[str], LLM]) -> DoctorEntry:
+                 load_llm: Callable[[str], LLM], no_repeat: int = 0) -> DoctorEntry:
     """Build a doctor by name. ``scorer`` and ``llm`` are lazy factories (models load only if a doctor needs them)."""
     from promed.doctor import baselines
     from promed.doctor.policy import LLMDoctor
@@ -56,11 +56,11 @@ def build_doctor(name: str, scorer: Callable[[], Scorer], llm: Callable[[], LLM]
 
         return DoctorEntry(name, GreedyEIGDoctor())
     if name == "prompted":
-        return DoctorEntry(name, LLMDoctor(llm(), name))
+        return DoctorEntry(name, LLMDoctor(llm(), name, no_repeat=no_repeat))
     if name.startswith("llm:") and len(name) > 4:
-        return DoctorEntry(name, LLMDoctor(load_llm(llm_spec_of(name[4:])), name))
+        return DoctorEntry(name, LLMDoctor(load_llm(llm_spec_of(name[4:])), name, no_repeat=no_repeat))
     if name.startswith("ask:") and len(name) > 4:
-        inner = LLMDoctor(load_llm(llm_spec_of(name[4:])), name)
+        inner = LLMDoctor(load_llm(llm_spec_of(name[4:])), name, no_repeat=no_repeat)
         return DoctorEntry(name, baselines.ScorerAnswers(inner, scorer(), name))
     raise SpecError(f"unknown doctor {name!r}; choose from {', '.join(DOCTOR_NAMES)}")
 

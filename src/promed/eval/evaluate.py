@@ -100,7 +100,7 @@ def run_eval(cfg: EvalConfig, progress: bool = True, sig_annotator=None) -> dict
     loaded = load_data(cfg.data)
     cases = loaded.cases
     models = Models(cfg, synthetic=cfg.data.data == "synthclinic" or all(all(o.key for o in c.options) for c in cases))
-    entries = [build_doctor(name, models.scorer, models.llm, models.load_llm) for name in cfg.doctors]
+    entries = [build_doctor(name, models.scorer, models.llm, models.load_llm, cfg.no_repeat) for name in cfg.doctors]
     if cfg.sig and sig_annotator is None and cases:
         from promed.sig.annotate import SigAnnotator
 
