@@ -4,13 +4,11 @@ import numpy as np
 import pytest
 
 from promed.data.synthclinic import BayesScorer, generate_cases
-from promed.doctor.actions import parse_action
 from promed.doctor.baselines import AbstainDoctor, RandomQuestionDoctor, ReactiveDoctor
 from promed.doctor.policy import LLMDoctor, view_to_chat
 from promed.doctor.questions import GENERIC_QUESTIONS, candidate_questions
 from promed.env.consultation import Consultation, EnvConfig
 from promed.env.rollout import run_episodes
-from promed.types import Answer, Ask, Turn
 from tests.conftest import KeywordPatient, make_case
 
 
@@ -119,7 +117,6 @@ def test_scorer_answers_wrapper_keeps_questions_and_replaces_answers(sc_cases):
 
 
 def test_no_repeat_resamples_repeated_questions():
-    from promed.types import Sampling
 
     class Scripted:
         """Greedy output repeats the first question; a hot sample asks something new."""

@@ -7,13 +7,11 @@ on a free local port and killed at the end.
 from __future__ import annotations
 
 import importlib.util
-import os
 import socket
 import subprocess
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest

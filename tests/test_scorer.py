@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from promed.llm import load_llm
 from promed.llm.scorer import SCORER_PROMPT, LLMScorer, render_query

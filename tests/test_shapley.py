@@ -20,7 +20,6 @@ from promed.sig.shapley import (
     KernelShapley,
     PermutationShapley,
     ReferenceShapley,
-    exact_from_table,
     get_estimator,
 )
 from promed.sig.surrogate import detect_link, fit_softmax_surrogate, surrogate_shapley

@@ -26,7 +26,6 @@ from typing import Literal
 
 import numpy as np
 
-from promed.sig.value import keys_to_masks
 
 Link = Literal["prob", "logprob"]
 
