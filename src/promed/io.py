@@ -87,3 +87,18 @@ class JsonlAppender:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def manifest(cfg: object, stage: str) -> dict:
+    """What produced a run (``manifest.json``): the stage, its config dataclass and the library versions."""
+    import dataclasses
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("promed", "torch", "transformers", "trl", "sentence-transformers", "numpy"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    config = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    return {"stage": stage, "config": config, "versions": versions}

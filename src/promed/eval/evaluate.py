@@ -10,9 +10,7 @@ anything is written.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -23,69 +21,9 @@ from promed.env.rollout import run_episodes
 from promed.eval.metrics import Metrics, compute_metrics
 from promed.eval.records import transcript_from_json, transcript_to_json
 from promed.eval.report import markdown_table
-from promed.io import JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl, repair_jsonl
+from promed.io import JsonlAppender, atomic_write_json, atomic_write_text, manifest, read_jsonl, repair_jsonl
+from promed.runtime import RunModels, is_synthetic
 from promed.types import Case, Transcript
-
-
-@dataclass
-class Models:
-    """Lazily built models shared by the doctors, patient and scorer of one run (each loads at most once)."""
-
-    cfg: EvalConfig
-    synthetic: bool
-    _cache: dict | None = None
-
-    def _get(self, key: str, make: Callable):
-        self._cache = self._cache or {}
-        if key not in self._cache:
-            self._cache[key] = make()
-        return self._cache[key]
-
-    def llm(self):
-        if not self.cfg.model:
-            raise LookupError("this needs a model: pass --model SPEC")
-        from promed.llm import load_llm
-
-        return self._get(f"llm:{self.cfg.model}", lambda: load_llm(self.cfg.model))
-
-    def load_llm(self, spec: str):
-        from promed.llm import load_llm
-
-        return self._get(f"llm:{spec}", lambda: load_llm(spec))
-
-    def scorer_spec(self) -> str:
-        if self.cfg.scorer:
-            return self.cfg.scorer
-        if self.synthetic:
-            return "bayes"
-        if self.cfg.model:
-            return self.cfg.model
-        raise LookupError("real data needs a scorer: pass --scorer SPEC or --model SPEC")
-
-    def scorer(self):
-        return self._get("scorer", lambda: make_scorer(self.scorer_spec(), self.load_llm))
-
-    def patient(self):
-        if self.cfg.patient == "fact":
-            from promed.patient import FactPatient
-
-            return self._get("patient", FactPatient)
-        if self.cfg.patient == "llm":
-            from promed.patient import LLMPatient
-
-            return self._get("patient", lambda: LLMPatient(self.llm()))
-        raise ValueError(f"unknown patient {self.cfg.patient!r}: choose fact or llm")
-
-
-def make_scorer(spec: str, load_llm: Callable):
-    """``bayes`` -> the SynthClinic exact posterior; anything else -> an LLM scoring the options."""
-    if spec == "bayes":
-        from promed.data.synthclinic import BayesScorer
-
-        return BayesScorer()
-    from promed.llm.scorer import LLMScorer
-
-    return LLMScorer(load_llm(spec))
 
 
 def safe_name(name: str) -> str:
@@ -99,7 +37,7 @@ def run_eval(cfg: EvalConfig, progress: bool = True, sig_annotator=None) -> dict
     """
     loaded = load_data(cfg.data)
     cases = loaded.cases
-    models = Models(cfg, synthetic=cfg.data.data == "synthclinic" or all(all(o.key for o in c.options) for c in cases))
+    models = RunModels(cfg.model, cfg.scorer, cfg.patient, is_synthetic(cfg.data.data, cases))
     entries = [build_doctor(name, models.scorer, models.llm, models.load_llm, cfg.no_repeat) for name in cfg.doctors]
     if cfg.sig and sig_annotator is None and cases:
         from promed.sig.annotate import SigAnnotator
@@ -109,7 +47,7 @@ def run_eval(cfg: EvalConfig, progress: bool = True, sig_annotator=None) -> dict
 
     out = Path(cfg.out)
     (out / "transcripts").mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "manifest.json", manifest(cfg))
+    atomic_write_json(out / "manifest.json", manifest(cfg, "eval"))
     by_id = {c.id: c for c in cases}
     results: dict[str, Metrics] = {}
     for entry in entries:
@@ -165,16 +103,3 @@ class _progress:
     def __exit__(self, *exc) -> None:
         if self.enabled:
             self.bar.stop()
-
-
-def manifest(cfg: EvalConfig) -> dict:
-    """What produced a run: its config and the versions of the libraries that matter."""
-    import importlib.metadata as md
-
-    versions = {}
-    for pkg in ("promed", "torch", "transformers", "sentence-transformers", "numpy"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    return {"config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)), "versions": versions}

@@ -37,7 +37,8 @@ import numpy as np
 
 from promed.config import DataConfig
 from promed.eval.records import transcript_messages
-from promed.io import JsonlAppender, atomic_write_json, atomic_write_lines, read_jsonl, repair_jsonl
+from promed.io import JsonlAppender, atomic_write_json, atomic_write_lines, manifest, read_jsonl, repair_jsonl
+from promed.runtime import RunModels
 from promed.search.candidates import SOURCES, build_source, is_synthclinic
 from promed.search.mcts import ConsultationWorld, MctsConfig, MctsResult, Rewarder, Trajectory, mcts_search
 from promed.types import Case
@@ -134,46 +135,6 @@ def _stats_record(case: Case, res: MctsResult, n_exported: int, shapley_s: float
             **dataclasses.asdict(res.stats), "shapley_seconds": round(shapley_s, 4)}
 
 
-class _Models:
-    """The run's models, built on first use (the LLM loads at most once and is shared)."""
-
-    def __init__(self, cfg: MctsRunConfig, synthetic: bool):
-        self.cfg, self.synthetic, self._llm = cfg, synthetic, None
-
-    def llm(self):
-        if self._llm is None and self.cfg.model:
-            from promed.llm import load_llm
-
-            self._llm = load_llm(self.cfg.model)
-        return self._llm
-
-    def scorer(self):
-        spec = self.cfg.scorer or ("bayes" if self.synthetic else self.cfg.model)
-        if spec is None:
-            raise ValueError("real data needs a scorer: pass --scorer SPEC or --model SPEC")
-        if spec == "bayes":
-            from promed.data.synthclinic import BayesScorer
-
-            return BayesScorer()
-        from promed.llm import load_llm
-        from promed.llm.scorer import LLMScorer
-
-        return LLMScorer(self.llm() if spec == self.cfg.model else load_llm(spec))
-
-    def patient(self):
-        if self.cfg.patient == "fact":
-            from promed.patient import FactPatient
-
-            return FactPatient()
-        if self.cfg.patient == "llm":
-            from promed.patient import LLMPatient
-
-            if self.llm() is None:
-                raise ValueError("the llm patient needs --model SPEC")
-            return LLMPatient(self.llm())
-        raise ValueError(f"unknown patient {self.cfg.patient!r}: choose fact or llm")
-
-
 def _done_ids(out: Path) -> set[str]:
     """Ids finished by an earlier run; trajectory lines of unfinished cases are dropped."""
     stats, traj = out / "search.jsonl", out / "trajectories.jsonl"
@@ -204,9 +165,9 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=
     cases = load_data(cfg.data).cases if cases is None else list(cases)
     out = Path(cfg.out)
     synthetic = bool(cases) and all(is_synthclinic(c) for c in cases)
-    models = _Models(cfg, synthetic)
+    models = RunModels(cfg.model, cfg.scorer, cfg.patient, synthetic)
     if source is None:
-        llm = models.llm() if cfg.candidates != "facts" or not synthetic else None
+        llm = models.llm() if cfg.model and (cfg.candidates != "facts" or not synthetic) else None
         source = build_source(cfg.candidates, llm, temperature=cfg.temperature, off_target=cfg.off_target)
     scorer = scorer if scorer is not None else models.scorer()
     patient = patient if patient is not None else models.patient()
@@ -216,7 +177,7 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=
     annotator = SigAnnotator(cache, sig_cfg)
     mcfg = cfg.mcts()
     out.mkdir(parents=True, exist_ok=True)  # only once every input problem had its chance to raise
-    atomic_write_json(out / "manifest.json", {"config": _jsonable(dataclasses.asdict(cfg)), "stage": "mcts"})
+    atomic_write_json(out / "manifest.json", manifest(cfg, "mcts"))
 
     done = _done_ids(out)
     todo = [c for c in cases if c.id not in done]
@@ -277,13 +238,6 @@ def summarise(out: Path, ids: set[str], wall_s: float) -> dict:
         "wall_s": round(wall_s, 3),
     }
 
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return str(obj) if isinstance(obj, Path) else obj
 
 
 def _bar(enabled: bool, total: int, initial: int):

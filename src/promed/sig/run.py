@@ -27,8 +27,7 @@ class SigRunConfig:
 
 def run_sig(cfg: SigRunConfig, progress: bool = True) -> dict:
     from promed.data.sources import load_data
-    from promed.eval.evaluate import make_scorer
-    from promed.llm import load_llm
+    from promed.runtime import make_scorer
     from promed.sig.value import ScorerValue
 
     cases = load_data(cfg.data).cases
@@ -38,7 +37,7 @@ def run_sig(cfg: SigRunConfig, progress: bool = True) -> dict:
     if too_big:
         raise ValueError(f"exact enumeration needs <= 20 facts; {len(too_big)} cases have more (e.g. {too_big[0]}): "
                          "use --estimator kernel")
-    value = ScorerValue(make_scorer(cfg.scorer, load_llm), log=cfg.log)
+    value = ScorerValue(make_scorer(cfg.scorer), log=cfg.log)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = ShapleyCache(value, EstimatorChoice(cfg.estimator, cfg.budget), out / "shapley.jsonl", cfg.seed)
