@@ -116,20 +116,43 @@ def test_scorer_answers_wrapper_keeps_questions_and_replaces_answers(sc_cases):
         assert t.answer == case.letters[int(np.argmax(p))]
 
 
-def test_no_repeat_resamples_repeated_questions():
+def test_no_repeat_takes_the_best_question_not_asked_yet():
 
-    class Scripted:
-        """Greedy output repeats the first question; a hot sample asks something new."""
+    class Sampled:
+        """Greedy output repeats the first question; hot samples ask something new (an API without beams)."""
 
-        name = "scripted"
+        name, supports_beams = "sampled", False
 
         def generate(self, chats, sampling):
-            return ["ASK: Do you smoke?" if sampling.temperature == 0 else "ASK: Any fever?" for _ in chats]
+            assert sampling.beams == 1
+            return ["ASK: Do you smoke?" if sampling.temperature == 0 else "ASK: Any fever?"
+                    for _ in chats for _ in range(sampling.n)]
+
+    class Beamed:
+        """Beam search: the best beam repeats, the second asks about fever, the third about cough."""
+
+        name, supports_beams = "beamed", True
+        seen: list = []
+
+        def generate(self, chats, sampling):
+            self.seen.append(sampling)
+            if sampling.beams == 1:
+                return ["ASK: Do you smoke?" for _ in chats]
+            best = ["ASK: Do you smoke?", "ASK: Any fever?", "ASK: Any cough?"][: sampling.n]
+            return [b for _ in chats for b in best]
 
     case = make_case()
     env = Consultation(KeywordPatient(), EnvConfig(max_questions=3))
     env.reset(case)
     env.step("ASK: Do you smoke?")
     rng = np.random.default_rng(0)
-    assert LLMDoctor(Scripted(), no_repeat=0).act([env.view()], rng) == ["ASK: Do you smoke?"]
-    assert LLMDoctor(Scripted(), no_repeat=2).act([env.view()], rng) == ["ASK: Any fever?"]
+    assert LLMDoctor(Sampled(), no_repeat=0).act([env.view()], rng) == ["ASK: Do you smoke?"]
+    assert LLMDoctor(Sampled(), no_repeat=2).act([env.view()], rng) == ["ASK: Any fever?"]
+    beamed = Beamed()
+    assert LLMDoctor(beamed, no_repeat=3).act([env.view()], rng) == ["ASK: Any fever?"]
+    assert beamed.seen[-1].beams == 3 and beamed.seen[-1].temperature == 0
+    # nothing repeated: one greedy call, no beam search
+    env.reset(case)
+    beamed.seen.clear()
+    assert LLMDoctor(beamed, no_repeat=3).act([env.view()], rng) == ["ASK: Do you smoke?"]
+    assert len(beamed.seen) == 1

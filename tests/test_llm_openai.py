@@ -159,3 +159,12 @@ def test_unreachable_server_fails_fast():
     with pytest.raises(openai.APIConnectionError):
         b.generate([[{"role": "user", "content": "hi"}]], Sampling(max_new_tokens=2))
     assert time.monotonic() - t < 30
+
+
+def test_beam_search_is_refused_before_any_request():
+    from promed.llm.openai_compat import OpenAICompatBackend
+
+    b = OpenAICompatBackend("m", f"http://127.0.0.1:{_free_port()}/v1", timeout=2, max_retries=0)
+    assert b.supports_beams is False
+    with pytest.raises(ValueError, match="beam"):
+        b.generate([[{"role": "user", "content": "hi"}]], Sampling(n=2, beams=2))

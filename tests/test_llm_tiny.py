@@ -74,6 +74,21 @@ def test_generate_greedy_and_seeded(tiny):
     assert len(set(one)) > 1  # sampling varies across the n samples
 
 
+def test_beam_search_returns_n_best_per_chat(tiny):
+    chats = [[{"role": "user", "content": "Do you have a cough?"}], [{"role": "user", "content": "Any fever?"}]]
+    beams = Sampling(max_new_tokens=6, n=3, beams=3)
+    both = tiny.generate(chats, beams)
+    assert len(both) == 6 and len(set(both[:3])) == 3  # three distinct beams per chat, chat-major
+    assert both[3:] == tiny.generate(chats[1:], beams)  # a chat's beams do not depend on its batch
+    # the best beam is at least as likely as the greedy completion (beam search widens greedy search)
+    greedy = tiny.generate(chats[:1], Sampling(max_new_tokens=6))[0]
+    prompt = tiny.render(chats[0])
+    ll = tiny.option_log_likelihoods([prompt], [[both[0], greedy]])[0]
+    assert ll[0] >= ll[1] - 1e-4
+    with pytest.raises(ValueError):
+        tiny.generate(chats, Sampling(n=4, beams=3))
+
+
 def test_stop_strings_cut_text(tiny):
     chat = [[{"role": "user", "content": "Tell me about the pain."}]]
     full = tiny.generate(chat, Sampling(max_new_tokens=24, temperature=1.0, seed=1))[0]

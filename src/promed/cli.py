@@ -60,8 +60,9 @@ def eval_cmd(
     scorer: Optional[str] = typer.Option(None, help="'bayes' (SynthClinic exact posterior) or a model spec. "
                                          "Default: bayes on SynthClinic, else --model."),
     max_questions: int = typer.Option(5, help="Question budget per consultation."),
-    no_repeat: int = typer.Option(0, help="LLM doctors: when a question repeats an earlier one, resample it at "
-                                  "temperature 1 up to N times (0 = off)."),
+    no_repeat: int = typer.Option(0, help="LLM doctors: when a question repeats an earlier one, take the most "
+                                  "likely new question among the model's N best (beam search; N samples on APIs "
+                                  "without beams). 0 = off."),
     sig: bool = typer.Option(True, help="Annotate questions with SIG (Shapley values cached in OUT/shapley.jsonl)."),
     estimator: str = typer.Option("auto", help="Shapley estimator for SIG: auto, exact, permutation, kernel, "
                                   "reference."),

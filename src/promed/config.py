@@ -46,8 +46,8 @@ class EvalConfig:
                                         "SynthClinic, else --model."}
     )
     env: EnvConfig = field(default_factory=EnvConfig, metadata={"help": "Consultation settings."})
-    no_repeat: int = field(default=0, metadata={"help": "LLM doctors: resample a repeated question up to N times "
-                                                        "(0 = off)."})
+    no_repeat: int = field(default=0, metadata={"help": "LLM doctors: replace a repeated question by the most likely "
+                                                        "new one among the model's N best (0 = off)."})
     sig: bool = field(default=True, metadata={"help": "Annotate every question with its SIG (needs the scorer)."})
     estimator: str = field(default="auto", metadata={"help": "Shapley estimator for SIG: auto, exact, permutation, "
                                                             "kernel or reference."})

@@ -287,6 +287,7 @@ class Sampling:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     n: int = 1
+    beams: int = 1  # > 1 (temperature 0): beam search, the n completions are the n best beams (LLM.supports_beams)
 
 
 # ---- seams ------------------------------------------------------------------------------------------------------

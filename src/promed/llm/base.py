@@ -2,7 +2,8 @@
 
 A backend does two things, both batched:
 
-* ``generate(chats, sampling)`` - one completion per chat (Hugging Face chat format).
+* ``generate(chats, sampling)`` - one completion per chat (Hugging Face chat format); ``sampling.n`` per chat,
+  and the ``n`` best beams when ``sampling.beams > 1`` on backends with ``supports_beams``.
 * ``score_options(prompts, options)`` - for each raw-text prompt, the probability of each candidate continuation
   (e.g. ``[" A", " B", " C", " D"]``), normalised over the candidates. This is how v(S) and the scorer-based
   doctors read a model's answer: the answer is scored *after* the prompt, as the SIG definition requires.
@@ -23,6 +24,7 @@ from promed.types import Chat, Sampling
 
 class LLM(Protocol):
     name: str
+    supports_beams: bool  # generate() honours Sampling.beams > 1 (beam search); else it raises ValueError
 
     def generate(self, chats: Sequence[Chat], sampling: Sampling) -> list[str]: ...
 

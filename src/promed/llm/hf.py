@@ -94,6 +94,8 @@ class HFBackend:
     Build it from loaded objects (``HFBackend(model, tokenizer, name=...)``) or with :meth:`from_pretrained`.
     """
 
+    supports_beams = True
+
     def __init__(self, model, tokenizer, *, name: str, options: HFOptions = HFOptions()):
         self.name = name
         self.options = options
@@ -159,15 +161,20 @@ class HFBackend:
         """One completion per chat (``sampling.n`` per chat, chat-major: ``[c0s0, c0s1, ..., c1s0, ...]``).
 
         Stop strings are applied to the decoded text (the stop string itself is removed); generation also ends at
-        the model's end-of-sequence / end-of-turn tokens.
+        the model's end-of-sequence / end-of-turn tokens. ``sampling.beams > 1`` (temperature 0 only) runs beam
+        search of that width and returns each chat's ``n`` best beams, most likely first.
         """
-        encoded = [self._encode_rendered(c) for c in chats for _ in range(sampling.n)]
+        beam = sampling.beams > 1
+        if beam and (sampling.temperature > 0 or sampling.n > sampling.beams):
+            raise ValueError("beam search needs temperature 0 and n <= beams")
+        copies = 1 if beam else sampling.n
+        encoded = [self._encode_rendered(c) for c in chats for _ in range(copies)]
         seed = sampling.seed if sampling.seed is not None else secrets.randbits(63)
         out: list[str] = []
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
             torch.manual_seed(seed)
-            bs = self.options.gen_batch_size
+            bs = max(1, self.options.gen_batch_size // sampling.beams) if beam else self.options.gen_batch_size
             for start in range(0, len(encoded), bs):
                 out.extend(self._generate_batch(encoded[start : start + bs], sampling))
         return out
@@ -181,7 +188,10 @@ class HFBackend:
             ids[i, width - len(e) :] = torch.tensor(e)
             mask[i, width - len(e) :] = 1
         kwargs = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=pad, eos_token_id=self.eos_ids)
-        if sampling.temperature > 0:
+        if sampling.beams > 1:
+            kwargs.update(do_sample=False, num_beams=sampling.beams, num_return_sequences=sampling.n,
+                          temperature=None, top_p=None, top_k=None)
+        elif sampling.temperature > 0:
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)

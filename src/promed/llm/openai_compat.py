@@ -62,7 +62,11 @@ class OpenAICompatBackend:
         missing_margin: nats below the smallest seen log-probability for a candidate that cannot be scored.
         echo: score candidates absent from the top list exactly with ``echo=True`` (use with vLLM).
         name: the backend's name (default ``openai:<model>@<base_url>``).
+
+    No beam search (the OpenAI API has none): ``Sampling.beams > 1`` raises ``ValueError``.
     """
+
+    supports_beams = False
 
     def __init__(self, model: str, base_url: str, *, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0,
                  max_retries: int = 3, concurrency: int = 8, mode: str = "chat", top_logprobs: int = 20,
@@ -101,6 +105,8 @@ class OpenAICompatBackend:
         Each sample is its own request (sample k with seed ``sampling.seed + k`` when a seed is given), since not
         every compatible server honours ``n``.
         """
+        if sampling.beams > 1:
+            raise ValueError(f"{self.name}: the OpenAI API has no beam search (Sampling.beams must be 1)")
         jobs = [(chat, k) for chat in chats for k in range(sampling.n)]
         return self._map(lambda job: self._one(job[0], sampling, job[1]), jobs)
 
