@@ -123,6 +123,14 @@ def test_mask_covers_exactly_the_assistant_turns(tok, seed):
     assert tok.decode(ids, skip_special_tokens=False) == tok.apply_chat_template(msgs, tokenize=False)
 
 
+def test_small_template_leaves_out_the_fixed_system_instruction(tok):
+    msgs = _conv(random.Random(9), 2)
+    text = tok.apply_chat_template(msgs, tokenize=False)
+    assert msgs[0]["content"] not in text and "<|system|>" not in text
+    assert text == tok.apply_chat_template(msgs[1:], tokenize=False)  # same as the conversation without it
+    assert text.startswith("<|bos|><|user|>Case: ")
+
+
 def test_mask_end_token_is_eos_and_unicode_content(tok):
     msgs = [{"role": "user", "content": "Fièvre? 😷 naïve résumé"},
             {"role": "assistant", "content": "ASK: Avez-vous de la fièvre ? 🤒"},

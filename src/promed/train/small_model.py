@@ -14,9 +14,11 @@ What :func:`build_small_doctor` writes to ``out_dir`` is a normal Hugging Face c
 so ``AutoTokenizer.from_pretrained(out_dir)`` / ``AutoModelForCausalLM.from_pretrained(out_dir)`` load it and
 ``tokenizer.apply_chat_template(messages, add_generation_prompt=True)`` renders a prompt for the next doctor turn.
 
-The chat template renders ``<|bos|><|system|>...<|end|><|user|>...<|end|><|assistant|>ASK: ...<|end|>...`` with no
-extra whitespace, and wraps each assistant content plus its ``<|end|>`` in ``{% generation %}`` markers, so both
-our own mask builder (:func:`promed.train.data.tokenize_with_mask`) and TRL's ``assistant_only_loss`` put the
+The chat template renders ``<|bos|><|user|>...<|end|><|assistant|>ASK: ...<|end|>...`` with no extra whitespace. It
+leaves out system messages: this model is trained from scratch on consultations that all carry the same fixed
+instruction (``promed.doctor.policy.SYSTEM_PROMPT``), from which it can learn nothing, and that instruction would be a
+quarter of every training sequence (74 of ~290 tokens), i.e. a quarter of the SFT compute. The template wraps each assistant content plus its ``<|end|>`` in
+``{% generation %}`` markers, so both our own mask builder (:func:`promed.train.data.tokenize_with_mask`) and TRL's ``assistant_only_loss`` put the
 end-of-turn token in the loss (the model learns to stop).
 
 Byte-level BPE (not word-level) so that any text, including words never seen while building the vocabulary, can be
@@ -45,6 +47,7 @@ CHAT_TEMPLATE = (
     "{% endif %}"
     "{% if message['role'] == 'assistant' %}"
     "<|assistant|>{% generation %}{{ message['content'] }}<|end|>{% endgeneration %}"
+    "{% elif message['role'] == 'system' %}"
     "{% else %}"
     "<|{{ message['role'] }}|>{{ message['content'] }}<|end|>"
     "{% endif %}"
