@@ -47,7 +47,8 @@ class HFOptions:
         default="auto",
         metadata={"help": "float32 | bfloat16 | float16 | auto (float32 on cpu, bfloat16 on cuda)."},
     )
-    gen_batch_size: int = field(default=16, metadata={"help": "Chats per generate() forward batch."})
+    gen_batch_size: int = field(default=16, metadata={"help": "Sequences per generate() call (a chat's n samples are "
+                                                              "n sequences); beam search: chats per call."})
     chunk_tokens: int = field(
         default=1024, metadata={"help": "Most suffix-trie tokens packed into one scoring forward pass."}
     )
@@ -174,7 +175,7 @@ class HFBackend:
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
             torch.manual_seed(seed)
-            bs = max(1, self.options.gen_batch_size // sampling.beams) if beam else self.options.gen_batch_size
+            bs = self.options.gen_batch_size  # chats per call (beam search runs beams x that many rows)
             for start in range(0, len(encoded), bs):
                 out.extend(self._generate_batch(encoded[start : start + bs], sampling))
         return out
