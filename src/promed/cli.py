@@ -217,8 +217,11 @@ def stage1_cmd(
     train_cases: int = typer.Option(2000, help="Training cases searched."),
     test_cases: int = typer.Option(500, help="Test cases evaluated."),
     iterations: int = typer.Option(32, help="MCTS iterations per case."),
-    epochs: float = typer.Option(3.0, help="SFT epochs."),
+    gamma: float = typer.Option(0.9, help="MCTS discount (< 1: informative questions first, answer when settled)."),
+    epochs: float = typer.Option(5.0, help="SFT epochs."),
     max_questions: int = typer.Option(5, help="Question budget."),
+    no_repeat: int = typer.Option(8, help="Evaluation: replace a repeated question by the best new one among the "
+                                  "model's N best beams (0 = off)."),
     seed: int = typer.Option(0, help=SEED_HELP),
     out: Path = typer.Option(Path("runs/stage1"), help="Output directory (re-running resumes every step)."),
     progress: bool = typer.Option(True, help="Show progress bars."),
@@ -229,8 +232,8 @@ def stage1_cmd(
     with input_errors():
         if preset != "synthclinic":
             raise ValueError(f"unknown preset {preset!r}: available: synthclinic")
-        cfg = Stage1Config(train_cases=train_cases, test_cases=test_cases, iterations=iterations, epochs=epochs,
-                           max_questions=max_questions, seed=seed, out=out)
+        cfg = Stage1Config(train_cases=train_cases, test_cases=test_cases, iterations=iterations, gamma=gamma,
+                           epochs=epochs, max_questions=max_questions, no_repeat=no_repeat, seed=seed, out=out)
         summary = run_stage1(cfg, progress=progress)
     from promed.eval.metrics import Metrics
     from promed.eval.report import rich_table

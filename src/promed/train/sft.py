@@ -393,7 +393,8 @@ def plot_losses(train_pts: list[tuple[int, float]], eval_pts: list[tuple[int, fl
     ax.set_ylabel("cross-entropy (nats/token)")
     ax.set_title("Stage 1 SFT")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if train_pts or eval_pts:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path)
 
