@@ -7,21 +7,25 @@ What it measures, per arm (same cases, patient, scorer, Shapley cache, seed and 
   (uniform information gain, lam = 0) and the reference SIG (lam = 0.5, softmax(phi / 2) weights), plus the SIG
   under positive-part weights (max(phi, 0) normalised: importance without the softmax's flattening);
   wall time per case.
-* downstream (``--sft``, when ``promed.train.sft`` is importable) - one ``synthclinic-small`` doctor trained per arm on
-  the exported trajectories, each evaluated on ``--test-cases`` SynthClinic test cases with
-  :func:`promed.eval.evaluate.run_eval` (doctor ``llm:<checkpoint>``): accuracy and questions asked.
+* downstream (``--sft``) - one ``synthclinic-small`` doctor trained per arm on the exported trajectories with the
+  Stage 1 preset's SFT settings, each evaluated on ``--test-cases`` SynthClinic test cases twice, as the preset
+  does: ``ask:`` (its questions, the scorer answers, like the baselines) and ``llm:`` (it answers too), with the
+  preset's no-repeat decoding rule.
 
-Other modes: ``--timing N`` times the whole ``run_mcts`` of the recommended preset on N train cases (patient
-load included); ``--mediq`` runs MCTS on 5 MediQ dev cases with Gemma 3 270M (candidates = both, scorer = the same
-model, LLM-written fact questions) and checks that the trajectories written are valid.
+Every arm uses the search settings of the Stage 1 preset (:class:`promed.stages.Stage1Config`: 32 iterations,
+width 4, gamma 0.9, exact Shapley values) and differs only in its reward.
 
-Arms: ``sig`` (lam 0.5, the reference's softmax T = 2), ``uniform`` (lam 0), ``correctness`` (SIG off),
-``sig-positive`` (lam 0.5, positive-part weights).
+Other modes: ``--timing N`` times the whole ``run_mcts`` of the preset on N train cases (patient load included);
+``--mediq`` runs MCTS on 5 MediQ dev cases with Gemma 3 270M (candidates = both, scorer = the same model,
+LLM-written fact questions) and checks that the trajectories written are valid.
+
+Arms: ``sig`` (lam 0.5, positive-part weights: the preset), ``uniform`` (lam 0), ``correctness`` (SIG off),
+``sig-softmax`` (lam 0.5, the reference's softmax(phi / 2) weights).
 
 Usage::
 
-    python benchmarks/mcts_ablation.py --cases 150 --sft
-    python benchmarks/mcts_ablation.py --timing 2000 --arms sig
+    python benchmarks/mcts_ablation.py --cases 1000 --arms sig,uniform,correctness --sft
+    python benchmarks/mcts_ablation.py --timing 2000 --arms none
     python benchmarks/mcts_ablation.py --mediq --arms none
 """
 
@@ -38,21 +42,26 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from dataclasses import replace  # noqa: E402
+
 from promed.config import DataConfig  # noqa: E402
 from promed.io import read_jsonl  # noqa: E402
 from promed.search.run import MctsRunConfig, run_mcts  # noqa: E402
 from promed.sig.reward import importance_weights  # noqa: E402
+from promed.stages import Stage1Config  # noqa: E402
 
 ARMS = {
     "sig": dict(lam=0.5),
     "uniform": dict(lam=0.0),
     "correctness": dict(sig_enabled=False),
-    "sig-positive": dict(lam=0.5, weighting="positive"),
+    "sig-softmax": dict(lam=0.5, weighting="softmax"),
 }
 
-PRESET = dict(iterations=16, width=4, max_questions=5, estimator="permutation", estimator_budget=400)
-"""The recommended CPU preset (see BENCHMARKS.md): the search saturates by 16 iterations on SynthClinic, and
-permutation sampling with 400 evaluations matches exact Shapley weights to L1 < 0.01 at 1/30 of the cost."""
+
+def preset(args) -> Stage1Config:
+    """The Stage 1 preset, sized by the command line."""
+    return Stage1Config(train_cases=args.cases, test_cases=args.test_cases, iterations=args.iterations,
+                        width=args.width, max_questions=args.budget, seed=args.seed)
 
 MEDIQ = Path(__file__).resolve().parents[2] / "shared/data/mediq/imedqa_dev.jsonl"
 
@@ -78,10 +87,7 @@ def run_arms(args, patient, scorer) -> dict[str, dict]:
     root = Path(args.out)
     rows = {}
     for arm in args.arms:
-        cfg = MctsRunConfig(data=DataConfig("synthclinic", "train", args.cases), candidates="facts",
-                            seed=args.seed, out=root / arm, shapley_cache=root / "shapley.jsonl",
-                            **{**PRESET, "iterations": args.iterations, "width": args.width,
-                               "max_questions": args.budget}, **ARMS[arm])
+        cfg = replace(preset(args).mcts_config(out=root / arm), shapley_cache=root / "shapley.jsonl", **ARMS[arm])
         s = run_mcts(cfg, progress=False, patient=patient, scorer=scorer)
         rows[arm] = {**s, **yardsticks(cfg.out, root / "shapley.jsonl")}
         keys = ("mean_return", "trajectory_accuracy", "mean_questions", "exported_cases", "mean_search_seconds",
@@ -91,35 +97,33 @@ def run_arms(args, patient, scorer) -> dict[str, dict]:
 
 
 def train_and_eval(args, rows: dict[str, dict]) -> None:
-    try:
-        from promed.train.sft import SFTRunConfig, run_sft
-    except ImportError as e:
-        print(f"SFT accuracy pending: promed.train.sft is not importable ({e})")
-        return
-    from promed.config import EvalConfig
     from promed.eval.evaluate import run_eval
+    from promed.train.sft import run_sft
 
+    stage = preset(args)
     for arm in args.arms:
         out = Path(args.out) / arm
         t0 = time.perf_counter()
-        res = run_sft(out / "trajectories.jsonl", out / "sft",
-                      SFTRunConfig(epochs=args.sft_epochs, seed=args.seed, progress_bar=False, num_threads=1))
+        res = run_sft(out / "trajectories.jsonl", out / "sft", stage.sft_config(progress=False))
         t1 = time.perf_counter()
-        ev = EvalConfig(data=DataConfig("synthclinic", "test", args.test_cases), doctors=(f"llm:{res.model_dir}",),
-                        sig=False, seed=args.seed, out=out / "eval")
-        m = next(iter(run_eval(ev, progress=False).values()))
+        ask, own = f"ask:{res.model_dir}", f"llm:{res.model_dir}"
+        ev = replace(stage.eval_config((ask, own), out=out / "eval"), sig=False)
+        m = run_eval(ev, progress=False)
         rows[arm].update(sft_s=t1 - t0, eval_s=time.perf_counter() - t1, sft_steps=res.steps,
-                         test_accuracy=m.accuracy, test_questions=m.mean_questions, test_recall=m.fact_recall,
-                         test_invalid=m.invalid_rate)
+                         test_accuracy=m[ask].accuracy, test_questions=m[ask].mean_questions,
+                         test_recall=m[ask].fact_recall, test_own_accuracy=m[own].accuracy,
+                         test_invalid=m[own].invalid_rate)
         print(f"  {arm}: SFT {t1 - t0:.0f}s ({res.steps} steps), eval {rows[arm]['eval_s']:.0f}s, test accuracy "
-              f"{m.accuracy:.3f}, questions {m.mean_questions:.2f}, invalid {m.invalid_rate:.3f}", flush=True)
+              f"ask: {m[ask].accuracy:.3f} / llm: {m[own].accuracy:.3f}, questions {m[ask].mean_questions:.2f}, "
+              f"invalid {m[own].invalid_rate:.3f}", flush=True)
 
 
 def print_table(rows: dict[str, dict], n_cases: int) -> None:
     cols = [("mean return", "mean_return"), ("traj. acc", "trajectory_accuracy"), ("questions", "mean_questions"),
             ("facts revealed", "facts_revealed"), ("SIG (ref)", "sig_ref"), ("SIG (positive)", "sig_positive"),
-            ("s/case", "mean_seconds_per_case"), ("test acc (SFT)", "test_accuracy"),
-            ("test questions", "test_questions"), ("test fact recall", "test_recall")]
+            ("s/case", "mean_seconds_per_case"), ("SFT ask: acc", "test_accuracy"),
+            ("SFT llm: acc", "test_own_accuracy"), ("test questions", "test_questions"),
+            ("test fact recall", "test_recall")]
     print(f"\n{n_cases} SynthClinic train cases per arm")
     print("| arm | " + " | ".join(c for c, _ in cols) + " |")
     print("|---|" + "---|" * len(cols))
@@ -131,12 +135,11 @@ def print_table(rows: dict[str, dict], n_cases: int) -> None:
 def timing(args, patient_factory) -> None:
     t0 = time.perf_counter()
     patient = patient_factory()
-    cfg = MctsRunConfig(data=DataConfig("synthclinic", "train", args.timing), candidates="facts", seed=args.seed,
-                        out=Path(args.out) / f"timing-{args.timing}", **{**PRESET, "iterations": args.iterations,
-                                                                          "width": args.width})
+    cfg = replace(preset(args).mcts_config(out=Path(args.out) / f"timing-{args.timing}"),
+                  data=DataConfig("synthclinic", "train", args.timing))
     s = run_mcts(cfg, progress=True, patient=patient)
     total = time.perf_counter() - t0
-    print(f"\ntiming: {args.timing} cases, preset {PRESET | {'iterations': args.iterations, 'width': args.width}}")
+    print(f"\ntiming: {args.timing} cases, iterations {cfg.iterations}, width {cfg.width}, gamma {cfg.gamma}")
     print(f"  total {total:.1f}s (run_mcts {s['wall_s']:.1f}s), {s['mean_search_seconds']:.4f}s search + "
           f"{s['mean_shapley_seconds']:.4f}s Shapley per case; accuracy {s['trajectory_accuracy']}, "
           f"exported {s['exported_cases']}")
@@ -170,13 +173,12 @@ def mediq_check(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cases", type=int, default=150, help="SynthClinic train cases per arm")
+    ap.add_argument("--cases", type=int, default=1000, help="SynthClinic train cases per arm")
     ap.add_argument("--budget", type=int, default=5, help="question budget")
-    ap.add_argument("--iterations", type=int, default=PRESET["iterations"])
-    ap.add_argument("--width", type=int, default=PRESET["width"])
-    ap.add_argument("--arms", default="sig,uniform,correctness,sig-positive", help="comma list, or 'none'")
+    ap.add_argument("--iterations", type=int, default=Stage1Config.iterations)
+    ap.add_argument("--width", type=int, default=Stage1Config.width)
+    ap.add_argument("--arms", default="sig,uniform,correctness", help="comma list (also: sig-softmax), or 'none'")
     ap.add_argument("--sft", action="store_true", help="train and evaluate one doctor per arm")
-    ap.add_argument("--sft-epochs", type=float, default=3.0)
     ap.add_argument("--test-cases", type=int, default=200)
     ap.add_argument("--timing", type=int, default=0, help="time the preset on this many train cases")
     ap.add_argument("--mediq", action="store_true", help="real-model check on 5 MediQ cases")
