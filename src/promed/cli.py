@@ -218,6 +218,7 @@ def stage1_cmd(
     test_cases: int = typer.Option(500, help="Test cases evaluated."),
     iterations: int = typer.Option(32, help="MCTS iterations per case."),
     gamma: float = typer.Option(0.9, help="MCTS discount (< 1: informative questions first, answer when settled)."),
+    top_k: int = typer.Option(1, help="Trajectories exported per training case (more: better questions, longer SFT)."),
     epochs: float = typer.Option(5.0, help="SFT epochs."),
     max_questions: int = typer.Option(5, help="Question budget."),
     no_repeat: int = typer.Option(8, help="Evaluation: replace a repeated question by the best new one among the "
@@ -233,7 +234,7 @@ def stage1_cmd(
         if preset != "synthclinic":
             raise ValueError(f"unknown preset {preset!r}: available: synthclinic")
         cfg = Stage1Config(train_cases=train_cases, test_cases=test_cases, iterations=iterations, gamma=gamma,
-                           epochs=epochs, max_questions=max_questions, no_repeat=no_repeat, seed=seed, out=out)
+                           top_k=top_k, epochs=epochs, max_questions=max_questions, no_repeat=no_repeat, seed=seed, out=out)
         summary = run_stage1(cfg, progress=progress)
     from promed.eval.metrics import Metrics
     from promed.eval.report import rich_table
