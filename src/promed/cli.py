@@ -234,7 +234,8 @@ def stage1_cmd(
         if preset != "synthclinic":
             raise ValueError(f"unknown preset {preset!r}: available: synthclinic")
         cfg = Stage1Config(train_cases=train_cases, test_cases=test_cases, iterations=iterations, gamma=gamma,
-                           top_k=top_k, epochs=epochs, max_questions=max_questions, no_repeat=no_repeat, seed=seed, out=out)
+                           top_k=top_k, epochs=epochs, max_questions=max_questions, no_repeat=no_repeat, seed=seed,
+                           out=out)
         summary = run_stage1(cfg, progress=progress)
     from promed.eval.metrics import Metrics
     from promed.eval.report import rich_table

@@ -82,7 +82,7 @@ class LLMDoctor:
         sampling = self.sampling if self.sampling.seed is not None else _with_seed(self.sampling, seed)
         chats = [view_to_chat(v) for v in views]
         texts = self.llm.generate(chats, sampling)
-        again = [i for i, (v, t) in enumerate(zip(views, texts)) if self.no_repeat and _repeats(v, t)]
+        again = [i for i, (v, t) in enumerate(zip(views, texts)) if _repeats(v, t)] if self.no_repeat else []
         if again:
             k = self.no_repeat
             if getattr(self.llm, "supports_beams", False) and k > 1:

@@ -189,13 +189,12 @@ class HFBackend:
             ids[i, width - len(e) :] = torch.tensor(e)
             mask[i, width - len(e) :] = 1
         kwargs = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=pad, eos_token_id=self.eos_ids)
-        if sampling.beams > 1:
-            kwargs.update(do_sample=False, num_beams=sampling.beams, num_return_sequences=sampling.n,
-                          temperature=None, top_p=None, top_k=None)
-        elif sampling.temperature > 0:
+        if sampling.temperature > 0:
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            if sampling.beams > 1:
+                kwargs.update(num_beams=sampling.beams, num_return_sequences=sampling.n)
         if sampling.stop:
             kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
         gen = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs)

@@ -16,9 +16,10 @@ so ``AutoTokenizer.from_pretrained(out_dir)`` / ``AutoModelForCausalLM.from_pret
 
 The chat template renders ``<|bos|><|user|>...<|end|><|assistant|>ASK: ...<|end|>...`` with no extra whitespace. It
 leaves out system messages: this model is trained from scratch on consultations that all carry the same fixed
-instruction (``promed.doctor.policy.SYSTEM_PROMPT``), from which it can learn nothing, and that instruction would be a
-quarter of every training sequence (74 of ~290 tokens), i.e. a quarter of the SFT compute. The template wraps each assistant content plus its ``<|end|>`` in
-``{% generation %}`` markers, so both our own mask builder (:func:`promed.train.data.tokenize_with_mask`) and TRL's ``assistant_only_loss`` put the
+instruction (``promed.doctor.policy.SYSTEM_PROMPT``), from which it can learn nothing, and that instruction would be
+a quarter of every training sequence (74 of ~290 tokens), i.e. a quarter of the SFT compute. The template wraps each
+assistant content plus its ``<|end|>`` in ``{% generation %}`` markers, so both our own mask builder
+(:func:`promed.train.data.tokenize_with_mask`) and TRL's ``assistant_only_loss`` put the
 end-of-turn token in the loss (the model learns to stop).
 
 Byte-level BPE (not word-level) so that any text, including words never seen while building the vocabulary, can be
