@@ -25,6 +25,7 @@ Arms: ``sig`` (lam 0.5, positive-part weights: the preset), ``uniform`` (lam 0),
 Usage::
 
     python benchmarks/mcts_ablation.py --cases 1000 --arms sig,uniform,correctness --sft
+    python benchmarks/mcts_ablation.py --cases 1000 --arms sig --top-k 3 --sft --out runs/bench_topk3
     python benchmarks/mcts_ablation.py --timing 2000 --arms none
     python benchmarks/mcts_ablation.py --mediq --arms none
 """
@@ -61,7 +62,7 @@ ARMS = {
 def preset(args) -> Stage1Config:
     """The Stage 1 preset, sized by the command line."""
     return Stage1Config(train_cases=args.cases, test_cases=args.test_cases, iterations=args.iterations,
-                        width=args.width, max_questions=args.budget, seed=args.seed)
+                        width=args.width, max_questions=args.budget, top_k=args.top_k, seed=args.seed)
 
 MEDIQ = Path(__file__).resolve().parents[2] / "shared/data/mediq/imedqa_dev.jsonl"
 
@@ -177,6 +178,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=5, help="question budget")
     ap.add_argument("--iterations", type=int, default=Stage1Config.iterations)
     ap.add_argument("--width", type=int, default=Stage1Config.width)
+    ap.add_argument("--top-k", type=int, default=Stage1Config.top_k, help="trajectories exported per case")
     ap.add_argument("--arms", default="sig,uniform,correctness", help="comma list (also: sig-softmax), or 'none'")
     ap.add_argument("--sft", action="store_true", help="train and evaluate one doctor per arm")
     ap.add_argument("--test-cases", type=int, default=200)
