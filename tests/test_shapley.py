@@ -22,7 +22,7 @@ from promed.sig.shapley import (
     ReferenceShapley,
     get_estimator,
 )
-from promed.sig.surrogate import detect_link, fit_softmax_surrogate, surrogate_shapley
+from promed.sig.shapley.surrogate import detect_link, fit_softmax_surrogate, surrogate_shapley
 from promed.sig.value import keys_to_masks, masks_to_keys
 
 SAMPLING = ["permutation", "kernel"]

@@ -12,9 +12,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
+
+
+def safe_name(name: str) -> str:
+    """``name`` made safe as a file name: runs of characters other than ``A-Za-z0-9_.-`` become ``_`` (``doctor``
+    if nothing is left; eval transcripts are named after their doctor)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "doctor"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -39,21 +46,33 @@ def atomic_write_json(path: Path, obj: object) -> None:
 
 def repair_jsonl(path: Path) -> int:
     """Drop a partial (unterminated or unparsable) last line left by an interrupted run; return lines kept."""
+    return _repair(path, keep=False)[0]
+
+
+def load_jsonl(path: Path) -> list[dict]:
+    """:func:`repair_jsonl` and :func:`read_jsonl` in one pass over the file: repair it, return its records."""
+    return _repair(path, keep=True)[1]
+
+
+def _repair(path: Path, keep: bool) -> tuple[int, list[dict]]:
+    """(complete lines, their records if ``keep``); rewrites the file without its partial tail if it has one."""
     if not path.exists():
-        return 0
+        return 0, []
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    good = []
+    n_good, records = 0, []
     for line in lines:
         if not line.endswith("\n"):
             break
         try:
-            json.loads(line)
+            rec = json.loads(line)
         except json.JSONDecodeError:
             break
-        good.append(line)
-    if len(good) != len(lines):
-        atomic_write_text(path, "".join(good))
-    return len(good)
+        if keep:
+            records.append(rec)
+        n_good += 1
+    if n_good != len(lines):
+        atomic_write_text(path, "".join(lines[:n_good]))
+    return n_good, records
 
 
 def read_jsonl(path: Path) -> Iterator[dict]:
@@ -67,11 +86,16 @@ def read_jsonl(path: Path) -> Iterator[dict]:
 
 
 class JsonlAppender:
-    """Appends records to a JSONL file, one flushed line per record (use as a context manager)."""
+    """Appends records to a JSONL file, one flushed line per record (use as a context manager).
 
-    def __init__(self, path: Path):
+    Opening repairs the file first (:func:`repair_jsonl`, which reads all of it); a caller that has just repaired
+    and read the file itself passes ``repair=False`` so that a run parses it once.
+    """
+
+    def __init__(self, path: Path, repair: bool = True):
         path.parent.mkdir(parents=True, exist_ok=True)
-        repair_jsonl(path)
+        if repair:
+            repair_jsonl(path)
         self.path = path
         self._fh = path.open("a", encoding="utf-8")
 

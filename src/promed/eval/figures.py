@@ -88,8 +88,8 @@ def case_figure_from_run(run_dir: Path, doctor: str, case_id: str | None, out: P
 
     Returns the case id drawn (the first case of the doctor's transcripts when ``case_id`` is None).
     """
-    from promed.eval.evaluate import safe_name
-    from promed.io import read_jsonl
+    from promed.io import read_jsonl, safe_name
+    from promed.sig.cache import read_shapley
 
     tpath = Path(run_dir) / "transcripts" / f"{safe_name(doctor)}.jsonl"
     spath = Path(run_dir) / "shapley.jsonl"
@@ -101,12 +101,12 @@ def case_figure_from_run(run_dir: Path, doctor: str, case_id: str | None, out: P
     if not recs:
         raise LookupError(f"case {case_id!r} is not in {tpath}")
     rec = recs[0]
-    shap = [s for s in read_jsonl(spath) if s["id"] == rec["id"]]
+    shap = [s for s in read_shapley(spath) if s.id == rec["id"]]
     if not shap:
         raise LookupError(f"case {rec['id']!r} has no Shapley values in {spath}")
     s = shap[-1]
     verdict = "correct" if rec["correct"] else "wrong"
     title = (f"{rec['id']} - doctor {doctor}: answered {rec['answer']} (gold {rec['gold']}, {verdict}); "
-             f"v(empty) = {s['v_empty']:.2f}, v(all) = {s['v_full']:.2f}")
-    plot_case_sig(s["facts"], s["phi"], rec["turns"], Path(out), title=title)
+             f"v(empty) = {s.v_empty:.2f}, v(all) = {s.v_full:.2f}")
+    plot_case_sig(list(s.facts), list(s.phi), rec["turns"], Path(out), title=title)
     return rec["id"]

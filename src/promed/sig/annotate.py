@@ -11,7 +11,10 @@ from promed.types import Case, Scorer, Transcript
 
 
 class SigAnnotator:
-    """``annotator(case, transcript) -> transcript`` with each turn's ``new`` facts, ``sig`` and ``weights``."""
+    """``annotator(case, transcript) -> transcript`` with each turn's ``new`` facts, ``sig`` and ``weights``.
+
+    Holds a :class:`ShapleyCache`; :meth:`close` (or ``with``) closes the cache's file.
+    """
 
     def __init__(self, cache: ShapleyCache, cfg: SigConfig = SigConfig()):
         self.cache, self.cfg = cache, cfg
@@ -26,3 +29,12 @@ class SigAnnotator:
 
     def __call__(self, case: Case, transcript: Transcript) -> Transcript:
         return annotate(transcript, self.weights(case), case.n_facts, self.cfg)
+
+    def close(self) -> None:
+        self.cache.close()
+
+    def __enter__(self) -> "SigAnnotator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

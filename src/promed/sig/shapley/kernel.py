@@ -1,7 +1,5 @@
-"""KernelSHAP with paired, stratified coalition sampling and a surrogate control variate (``get_estimator("kernel")``).
-
-Split from :mod:`promed.sig.shapley` (same interface: ``estimate(f, n_players, budget, rng) -> ShapleyResult``).
-"""
+"""KernelSHAP with paired, stratified coalition sampling and a surrogate control variate (``get_estimator("kernel")``);
+the default estimator for SIG when 2^n coalitions are too many to enumerate."""
 
 from __future__ import annotations
 
@@ -11,13 +9,8 @@ from typing import Literal
 
 import numpy as np
 
-from promed.sig.shapley import (
-    SetFn,
-    ShapleyResult,
-    _budgeted_start,
-    popcount,
-)
-from promed.sig.surrogate import SoftmaxSurrogate, detect_link, fit_softmax_surrogate, surrogate_shapley
+from promed.sig.shapley.base import SetFn, ShapleyResult, budgeted_start, popcount
+from promed.sig.shapley.surrogate import SoftmaxSurrogate, detect_link, fit_softmax_surrogate, surrogate_shapley
 from promed.sig.value import keys_to_masks
 
 __all__ = ["KernelShapley"]
@@ -187,7 +180,7 @@ class KernelShapley:
       estimate of the group's term). Deviation from shap: shap samples sizes at random and reweights by counts;
       fixed proportional allocation removes that layer of noise.
     * Efficiency is a hard constraint (solved through the KKT system), so sum(phi) = v(all) - v(empty) exactly.
-    * Control variate (``surrogate``, on by default; :mod:`promed.sig.surrogate`): a closed-form g - P(gold) as a
+    * Control variate (``surrogate``, on by default; :mod:`promed.sig.shapley.surrogate`): a closed-form g - P(gold) as a
       softmax of additive option scores against K competitors - is fitted to all evaluated coalitions, and
       phi = exact_phi(g) + regression estimate of phi(v - g) on the same coalitions. No extra v evaluations;
       efficiency still holds exactly; near-exact when v is in the family (naive-Bayes posteriors such as
@@ -232,7 +225,7 @@ class KernelShapley:
 
     def estimate(self, f: SetFn, n_players: int, budget: int | None, rng: np.random.Generator) -> ShapleyResult:
         n = n_players
-        res, started = _budgeted_start(f, n, budget, "kernel Shapley")
+        res, started = budgeted_start(f, n, budget, "kernel Shapley")
         if res is not None:
             return res
         g, budget, base, full = started

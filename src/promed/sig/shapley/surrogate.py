@@ -26,6 +26,9 @@ from typing import Literal
 
 import numpy as np
 
+from promed.sig.shapley.base import exact_from_table
+from promed.sig.shapley.permutation import PermutationShapley
+
 
 Link = Literal["prob", "logprob"]
 
@@ -169,8 +172,6 @@ def surrogate_shapley(g: SoftmaxSurrogate, n: int, rng: np.random.Generator, exa
                       pairs: int = 2000) -> np.ndarray:
     """Shapley values of the surrogate: exact over all 2^n coalitions for n <= ``exact_max``, else antithetic
     permutation sampling with ``pairs`` permutation pairs (g costs nothing, so thousands are affordable)."""
-    from promed.sig.shapley import PermutationShapley, exact_from_table
-
     if n <= exact_max:
         # eta over all 2^n coalitions by doubling: eta[key + 2^j] = eta[key] + b_j for key < 2^j
         eta = g.a[None, :].copy()
