@@ -12,7 +12,7 @@ What it measures, per arm (same cases, patient, scorer, Shapley cache, seed and 
   does: ``ask:`` (its questions, the scorer answers, like the baselines) and ``llm:`` (it answers too), with the
   preset's no-repeat decoding rule.
 
-Every arm uses the search settings of the Stage 1 preset (:class:`promed.stages.Stage1Config`: 32 iterations,
+Every arm uses the search settings of the Stage 1 preset (:class:`promed.runs.stage1.Stage1Config`: 32 iterations,
 width 4, gamma 0.9, exact Shapley values) and differs only in its reward.
 
 Other modes: ``--timing N`` times the whole ``run_mcts`` of the preset on N train cases (patient load included);
@@ -45,31 +45,36 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from dataclasses import replace  # noqa: E402
 
-from promed.config import DataConfig  # noqa: E402
+from promed.config import with_paths  # noqa: E402
+from promed.data.sources import DataConfig  # noqa: E402
 from promed.io import read_jsonl  # noqa: E402
-from promed.search.run import MctsRunConfig, run_mcts  # noqa: E402
+from promed.runs.mcts import MctsRunConfig, run_mcts  # noqa: E402
+from promed.runs.stage1 import Stage1Config  # noqa: E402
+from promed.search.mcts import MctsConfig  # noqa: E402
+from promed.sig.cache import read_shapley  # noqa: E402
 from promed.sig.reward import importance_weights  # noqa: E402
-from promed.stages import Stage1Config  # noqa: E402
 
-ARMS = {
-    "sig": dict(lam=0.5),
-    "uniform": dict(lam=0.0),
-    "correctness": dict(sig_enabled=False),
-    "sig-softmax": dict(lam=0.5, weighting="softmax"),
+ARMS = {  # settings of each arm, by dotted path into MctsRunConfig
+    "sig": {"reward.lam": 0.5},
+    "uniform": {"reward.lam": 0.0},
+    "correctness": {"sig_enabled": False},
+    "sig-softmax": {"reward.lam": 0.5, "reward.weighting": "softmax"},
 }
 
 
 def preset(args) -> Stage1Config:
     """The Stage 1 preset, sized by the command line."""
-    return Stage1Config(train_cases=args.cases, test_cases=args.test_cases, iterations=args.iterations,
-                        width=args.width, max_questions=args.budget, top_k=args.top_k, seed=args.seed)
+    return with_paths(Stage1Config(train_cases=args.cases, test_cases=args.test_cases, top_k=args.top_k,
+                                    seed=args.seed),
+                      {"search.iterations": args.iterations, "search.width": args.width,
+                       "search.max_questions": args.budget})
 
 MEDIQ = Path(__file__).resolve().parents[2] / "shared/data/mediq/imedqa_dev.jsonl"
 
 
 def yardsticks(out: Path, shapley: Path) -> dict:
     """Arm-independent figures of the best trajectories: facts revealed, reference SIG, positive-weight SIG."""
-    phi = {r["id"]: np.asarray(r["phi"], dtype=float) for r in read_jsonl(shapley)}
+    phi = {r.id: r.phi_array for r in read_shapley(shapley)}
     frac, sig_ref, sig_pos = [], [], []
     for r in read_jsonl(out / "search.jsonl"):
         if r["best_new"] is None:
@@ -88,7 +93,8 @@ def run_arms(args, patient, scorer) -> dict[str, dict]:
     root = Path(args.out)
     rows = {}
     for arm in args.arms:
-        cfg = replace(preset(args).mcts_config(out=root / arm), shapley_cache=root / "shapley.jsonl", **ARMS[arm])
+        cfg = with_paths(replace(preset(args).mcts_config(out=root / arm), shapley_cache=root / "shapley.jsonl"),
+                         ARMS[arm])
         s = run_mcts(cfg, progress=False, patient=patient, scorer=scorer)
         rows[arm] = {**s, **yardsticks(cfg.out, root / "shapley.jsonl")}
         keys = ("mean_return", "trajectory_accuracy", "mean_questions", "exported_cases", "mean_search_seconds",
@@ -140,7 +146,8 @@ def timing(args, patient_factory) -> None:
                   data=DataConfig("synthclinic", "train", args.timing))
     s = run_mcts(cfg, progress=True, patient=patient)
     total = time.perf_counter() - t0
-    print(f"\ntiming: {args.timing} cases, iterations {cfg.iterations}, width {cfg.width}, gamma {cfg.gamma}")
+    print(f"\ntiming: {args.timing} cases, iterations {cfg.search.iterations}, width {cfg.search.width}, "
+          f"gamma {cfg.search.gamma}")
     print(f"  total {total:.1f}s (run_mcts {s['wall_s']:.1f}s), {s['mean_search_seconds']:.4f}s search + "
           f"{s['mean_shapley_seconds']:.4f}s Shapley per case; accuracy {s['trajectory_accuracy']}, "
           f"exported {s['exported_cases']}")
@@ -155,7 +162,7 @@ def mediq_check(args) -> None:
     from promed.types import Answer, Ask
 
     cfg = MctsRunConfig(data=DataConfig(str(MEDIQ), limit=5), candidates="both", model=args.model,
-                        iterations=args.mediq_iterations, width=2, max_questions=args.mediq_budget,
+                        search=MctsConfig(iterations=args.mediq_iterations, width=2, max_questions=args.mediq_budget),
                         estimator="permutation",
                         estimator_budget=None, if_none_correct="best", seed=args.seed, out=Path(args.out) / "mediq")
     t0 = time.perf_counter()
@@ -176,9 +183,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", type=int, default=1000, help="SynthClinic train cases per arm")
     ap.add_argument("--budget", type=int, default=5, help="question budget")
-    ap.add_argument("--iterations", type=int, default=Stage1Config.iterations)
-    ap.add_argument("--width", type=int, default=Stage1Config.width)
-    ap.add_argument("--top-k", type=int, default=Stage1Config.top_k, help="trajectories exported per case")
+    ap.add_argument("--iterations", type=int, default=Stage1Config().search.iterations)
+    ap.add_argument("--width", type=int, default=Stage1Config().search.width)
+    ap.add_argument("--top-k", type=int, default=Stage1Config().top_k, help="trajectories exported per case")
     ap.add_argument("--arms", default="sig,uniform,correctness", help="comma list (also: sig-softmax), or 'none'")
     ap.add_argument("--sft", action="store_true", help="train and evaluate one doctor per arm")
     ap.add_argument("--test-cases", type=int, default=200)

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from conftest import KeywordPatient, make_case
-from promed.config import DataConfig
+from promed.data.sources import DataConfig
 from promed.data.synthclinic import BayesScorer, generate_cases, question_for_fact
 from promed.doctor.actions import parse_action
 from promed.patient.guard import REFUSAL, has_letter_answer, is_safe
+from promed.runs.mcts import MctsRunConfig, run_mcts
 from promed.search.candidates import FactQuestions, PolicyQuestions, UnionSource, copies_fact, topic_of
 from promed.search.mcts import (ConsultationWorld, MctsConfig, Proposal, Rewarder, mcts_search,
                                 rank_trajectories, uct_scores)
-from promed.search.run import MctsRunConfig, run_mcts
 from promed.sig.annotate import SigAnnotator
 from promed.sig.cache import ShapleyCache
 from promed.sig.reward import SigConfig
@@ -226,7 +226,7 @@ def test_real_data_writer_falls_back_on_copies():
 
 
 def _run(tmp_path: Path, cases, **kw):
-    cfg = MctsRunConfig(data=DataConfig(split="train"), iterations=12, width=4, max_questions=4,
+    cfg = MctsRunConfig(data=DataConfig(split="train"), search=MctsConfig(iterations=12, width=4, max_questions=4),
                         out=tmp_path / "mcts", **kw)
     return run_mcts(cfg, progress=False, patient=TemplatePatient(), scorer=BayesScorer(), cases=cases), cfg
 
@@ -277,7 +277,7 @@ def test_correctness_only_and_uniform_arms(tmp_path, synth_cases):
     recs = [json.loads(x) for x in (tmp_path / "off/mcts/trajectories.jsonl").read_text().splitlines()]
     assert all(r["reward"] == pytest.approx(1.0) for r in recs)  # correctness only: SIG recorded, not rewarded
     assert all(r["correct"] for r in recs)  # skip mode exports correct trajectories only
-    s_uni, _ = _run(tmp_path / "uni", synth_cases[:3], lam=0.0)
+    s_uni, _ = _run(tmp_path / "uni", synth_cases[:3], reward=SigConfig(lam=0.0))
     recs = [json.loads(x) for x in (tmp_path / "uni/mcts/trajectories.jsonl").read_text().splitlines()]
     by_id = {c.id: c for c in synth_cases}
     for r in recs:  # lam = 0: every new fact earns exactly 1/n

@@ -2,12 +2,14 @@
 
 import json
 
-from promed.stages import Stage1Config, run_stage1
+from promed.config import with_paths
+from promed.runs.stage1 import Stage1Config, run_stage1
 
 
 def test_stage1_runs_end_to_end_and_resumes(tmp_path):
-    cfg = Stage1Config(train_cases=24, test_cases=8, iterations=4, epochs=1.0, batch_size=4, sft_threads=1,
-                       no_repeat=2, baselines=("reactive",), out=tmp_path / "s1")
+    cfg = with_paths(Stage1Config(train_cases=24, test_cases=8, no_repeat=2, baselines=("reactive",),
+                                  out=tmp_path / "s1"),
+                     {"search.iterations": 4, "sft.epochs": 1.0, "sft.batch_size": 4, "sft.num_threads": 1})
     summary = run_stage1(cfg, progress=False)
     rec = json.loads((tmp_path / "s1" / "stage1.json").read_text())
     assert rec["total_s"] == summary["total_s"] > 0 and rec["peak_rss_mib"] > 0
@@ -20,8 +22,8 @@ def test_stage1_runs_end_to_end_and_resumes(tmp_path):
         assert m["n"] == 8 and 0.0 <= m["accuracy"] <= 1.0
     # the search used the preset's discount, and the fine-tuned doctor never asks more than the budget
     manifest = json.loads((tmp_path / "s1" / "mcts" / "manifest.json").read_text())
-    assert manifest["config"]["gamma"] == cfg.gamma
-    assert all(m["mean_questions"] <= cfg.max_questions for m in rec["eval"].values())
+    assert manifest["config"]["search"]["gamma"] == cfg.search.gamma
+    assert all(m["mean_questions"] <= cfg.search.max_questions for m in rec["eval"].values())
     # a second run resumes every step: nothing is searched or trained again
     again = run_stage1(cfg, progress=False)
     assert again["sft"]["steps"] == rec["sft"]["steps"]

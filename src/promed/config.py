@@ -1,34 +1,53 @@
-"""Run configuration: one dataclass per command, help text on every field.
+"""What the command line needs to assemble a run's config: ``promed eval``'s config, and ``--config FILE.toml``.
 
-Stage-specific settings live beside their code and are re-exported here: :class:`EnvConfig` (consultation),
-``SigConfig`` (SIG weights), ``MctsConfig`` (search), ``SFTRunConfig`` (fine-tuning). The CLI builds these from its
-options; ``--config FILE.toml`` supplies defaults for any field (command-line options win).
+Settings have one home each. Every stage's frozen dataclass lives beside its code, with help on every field, and
+a command's config nests them rather than repeating their fields:
+
+============  ===========================================  =============================================
+stage         dataclass                                    home
+============  ===========================================  =============================================
+data          :class:`DataConfig`                          :mod:`promed.data.sources`
+env           :class:`EnvConfig`                           :mod:`promed.env.consultation`
+patient       :class:`PatientConfig`                       :mod:`promed.runtime` (kind + each simulator's)
+sig           ``SigConfig`` (lam, weighting, temperature)  :mod:`promed.sig.reward`
+mcts          ``MctsConfig``                               :mod:`promed.search.mcts`
+sft           ``SFTRunConfig``                             :mod:`promed.train.sft`
+grpo          :class:`GrpoConfig` (a slot)                 here, until Stage 2 fills it
+eval          :class:`EvalConfig`                          here (``promed eval``)
+============  ===========================================  =============================================
+
+The per-command configs of the runners (``SigRunConfig``, ``MctsRunConfig``, ``SftCommandConfig``,
+``Stage1Config``) live in :mod:`promed.runs`; the command line generates its options from all of them
+(:mod:`promed.cliopts`), so a default or a help text is written once.
+
+``--config FILE.toml`` (:func:`load_config`): the file's keys are the command's config fields, nested tables for
+nested dataclasses (``[env]`` then ``max_questions = 3``). A file may also hold several commands, one section per
+command (``[eval]``, ``[eval.env]``, ``[mcts]``, ...): a command reads its own section when the file has a
+top-level table named after the command. Unknown keys and values of the wrong type are errors that name the key
+and the file. Options given on the command line win over the file, the file wins over the defaults.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+import types
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Collection, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from promed.data.sources import DataConfig
 from promed.env.consultation import EnvConfig
+from promed.runtime import PatientConfig
+
+__all__ = ["DataConfig", "EnvConfig", "EvalConfig", "GrpoConfig", "PatientConfig", "get_path", "load_config",
+           "overlay", "read_toml", "with_path", "with_paths"]
 
 T = TypeVar("T")
 
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Which cases to use."""
-
-    data: str = field(default="synthclinic", metadata={"help": "'synthclinic' or a JSONL file (MediQ or generic)."})
-    split: str = field(default="test", metadata={"help": "SynthClinic split: train, val or test."})
-    limit: int | None = field(default=None, metadata={"help": "Use at most this many cases."})
-    initial: str = field(
-        default="first-sentence",
-        metadata={"help": "Initial-information protocol for MediQ files: first-sentence or first-half-facts."},
-    )
-    data_seed: int = field(default=0, metadata={"help": "Seed of the SynthClinic generator (0 = the standard benchmark)."})
+DOCTORS_HELP = ("Comma-separated doctors: reactive, full-info, random-<k>, abstain-numeric, abstain-scale, "
+                "greedy-eig, prompted, llm:<spec or checkpoint dir>, ask:<spec or checkpoint dir> (that model asks, "
+                "the scorer answers).")
 
 
 @dataclass(frozen=True)
@@ -36,34 +55,182 @@ class EvalConfig:
     """``promed eval``: evaluate doctors in the consultation environment."""
 
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Cases."})
-    doctors: tuple[str, ...] = field(default=("reactive", "full-info"), metadata={"help": "Doctor names."})
-    patient: str = field(default="fact", metadata={"help": "Patient simulator: fact (embedding retrieval) or llm."})
+    doctors: tuple[str, ...] = field(default=("reactive", "full-info"), metadata={"help": DOCTORS_HELP})
+    patient: PatientConfig = field(default_factory=PatientConfig, metadata={"help": "Patient simulator."})
     model: str | None = field(
-        default=None, metadata={"help": "Model spec for the prompted doctor, LLM patient and (if no --scorer) scorer."}
+        default=None, metadata={"help": "Model spec (gemma-270m, hf:<id|path>, gguf:<file>, openai:<model>@<url>, "
+                                        "tiny) for the prompted doctor, the LLM patient and the scorer when --scorer "
+                                        "is not given."}
     )
     scorer: str | None = field(
-        default=None, metadata={"help": "'bayes' (SynthClinic exact posterior) or a model spec; default: bayes on "
+        default=None, metadata={"help": "'bayes' (SynthClinic exact posterior) or a model spec. Default: bayes on "
                                         "SynthClinic, else --model."}
     )
     env: EnvConfig = field(default_factory=EnvConfig, metadata={"help": "Consultation settings."})
-    no_repeat: int = field(default=0, metadata={"help": "LLM doctors: replace a repeated question by the most likely "
-                                                        "new one among the model's N best (0 = off)."})
-    sig: bool = field(default=True, metadata={"help": "Annotate every question with its SIG (needs the scorer)."})
+    no_repeat: int = field(default=0, metadata={"help": "LLM doctors: when a question repeats an earlier one, take "
+                                                        "the most likely new question among the model's N best "
+                                                        "(beam search; N samples on APIs without beams). 0 = off."})
+    samples: int = field(default=1, metadata={"help": "Sampled consultations per case (G); > 1 reports mean "
+                                                      "accuracy and pass@G beside greedy accuracy."})
+    temperature: float = field(default=0.0, metadata={"help": "Sampling temperature of LLM doctors (0 = greedy)."})
+    sig: bool = field(default=True, metadata={"help": "Annotate questions with SIG (Shapley values cached in "
+                                                      "OUT/shapley.jsonl)."})
     estimator: str = field(default="auto", metadata={"help": "Shapley estimator for SIG: auto, exact, permutation, "
-                                                            "kernel or reference."})
+                                                            "kernel, reference."})
     seed: int = field(default=0, metadata={"help": "Run seed (rollouts, random doctors, forced answers)."})
     batch_size: int = field(default=64, metadata={"help": "Consultations stepped together."})
-    out: Path = field(default=Path("runs/eval"), metadata={"help": "Output directory."})
+    out: Path = field(default=Path("runs/eval"), metadata={"help": "Output directory (re-running resumes)."})
 
 
-def load_toml_defaults(path: Path | None, cls: type[T], base: T) -> T:
-    """Overlay the top-level keys of a TOML file that name fields of ``cls`` onto ``base``."""
+@dataclass(frozen=True)
+class GrpoConfig:
+    """Stage 2 (GRPO with SIG reward distribution): a slot, filled by Stage 2 (``promed/train/grpo.py``)."""
+
+
+# ---- --config FILE.toml ----------------------------------------------------------------------------------------
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The parsed file; a missing file or bad TOML raises an input error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such config file")
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path}: not valid TOML: {err}") from None
+
+
+def load_config(base: T, path: Path | None, command: str, commands: Collection[str] = ()) -> T:
+    """``base`` overlaid with the settings ``path`` holds for ``command`` (the module docstring has the layout).
+
+    ``commands`` are the names of every command: in a file with sections, the other sections are allowed (they
+    belong to other commands) and a missing section for ``command`` is reported as such.
+    """
     if path is None:
         return base
-    with Path(path).open("rb") as fh:
-        raw: dict[str, Any] = tomllib.load(fh)
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ValueError(f"{path}: unknown settings {unknown}; known: {sorted(names)}")
-    return replace(base, **raw)
+    raw = read_toml(path)
+    names = {f.name for f in dataclasses.fields(base)}
+    if command in raw and command not in names:
+        stray = sorted(k for k in raw if k not in commands and k != command)
+        if stray:
+            raise ValueError(f"{path}: unknown section(s) {', '.join(stray)}; sections are named after commands: "
+                             f"{', '.join(sorted(set(commands) | {command}))}")
+        table = raw[command]
+        if not isinstance(table, dict):
+            raise ValueError(f"{path}: {command}: expected a table ([{command}]), got {table!r}")
+        return overlay(base, table, path, prefix=f"{command}.")
+    sections = sorted(k for k in raw if k not in names and k in commands)
+    if sections and all(k in commands for k in raw if k not in names):
+        raise ValueError(f"{path}: no [{command}] section (the file has sections for: {', '.join(sections)})")
+    return overlay(base, raw, path)
+
+
+def overlay(cfg: T, table: dict[str, Any], path: Path | str, prefix: str = "") -> T:
+    """``cfg`` with the values of ``table`` (nested tables for nested dataclasses), checked against field types."""
+    hints = get_type_hints(type(cfg))
+    known = {f.name: f for f in dataclasses.fields(cfg)}
+    changes: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if key not in known:
+            raise ValueError(f"{path}: unknown setting '{name}'; known here: {', '.join(sorted(known))}")
+        tp = hints[key]
+        current = getattr(cfg, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ValueError(f"{path}: {name}: expected a table ([{name}]), got {value!r}")
+            changes[key] = overlay(current, value, path, prefix=f"{name}.")
+        else:
+            changes[key] = coerce(value, tp, name, path)
+    try:
+        return dataclasses.replace(cfg, **changes)
+    except (ValueError, TypeError) as err:
+        where = prefix.rstrip(".") or "top level"
+        raise ValueError(f"{path}: {where}: {err}") from None
+
+
+def coerce(value: Any, tp: Any, name: str, path: Path | str) -> Any:
+    """``value`` (as TOML gives it) as a value of type ``tp``, or a ValueError naming ``name`` and ``path``."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for a in options:
+            try:
+                return coerce(value, a, name, path)
+            except ValueError as err:
+                errors.append(err)
+        raise errors[0] if len(errors) == 1 else _type_error(value, " or ".join(_describe(a) for a in options),
+                                                             name, path)
+    if origin is Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+        raise _type_error(value, "one of " + ", ".join(repr(a) for a in args), name, path)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise _type_error(value, _describe(tp), name, path)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(coerce(v, args[0], f"{name}[{i}]", path) for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise _type_error(value, _describe(tp), name, path)
+        return tuple(coerce(v, a, f"{name}[{i}]", path) for i, (v, a) in enumerate(zip(value, args)))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is Path:
+        if isinstance(value, str):
+            return Path(value)
+    elif tp is Any:
+        return value
+    elif isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise _type_error(value, _describe(tp), name, path)
+
+
+def _describe(tp: Any) -> str:
+    if get_origin(tp) is tuple:
+        item = get_args(tp)[0]
+        plural = {bool: "booleans", int: "integers", float: "numbers", str: "strings", Path: "paths (strings)"}
+        return f"an array of {plural.get(item, getattr(item, '__name__', str(item)))}"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            Path: "a path (string)"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _type_error(value: Any, expected: str, name: str, path: Path | str) -> ValueError:
+    return ValueError(f"{path}: {name}: expected {expected}, got {value!r} ({type(value).__name__})")
+
+
+# ---- dotted paths into nested configs --------------------------------------------------------------------------
+
+
+def get_path(cfg: Any, dotted: str) -> Any:
+    """``get_path(cfg, "env.max_questions") == cfg.env.max_questions``."""
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def with_path(cfg: T, dotted: str, value: Any) -> T:
+    """``cfg`` with the field at ``dotted`` (e.g. ``"search.iterations"``) replaced; nested configs are copied."""
+    head, _, rest = dotted.partition(".")
+    if not rest:
+        return dataclasses.replace(cfg, **{head: value})
+    return dataclasses.replace(cfg, **{head: with_path(getattr(cfg, head), rest, value)})
+
+
+def with_paths(cfg: T, values: dict[str, Any]) -> T:
+    """:func:`with_path` for every ``{dotted path: value}`` in turn."""
+    for dotted, value in values.items():
+        cfg = with_path(cfg, dotted, value)
+    return cfg

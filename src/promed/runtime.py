@@ -3,7 +3,8 @@
 Shared by ``promed eval``, ``promed sig`` and ``promed mcts`` so that a spec means the same thing everywhere: the
 scorer defaults to SynthClinic's exact posterior (``bayes``) on SynthClinic cases and to ``--model`` on real
 data; the LLM patient and the prompted doctor use ``--model``. Loaded LLMs are cached per process by
-:func:`promed.llm.load_llm`, so one model serves every role that names it.
+:func:`promed.llm.load_llm`, so one model serves every role that names it. :class:`PatientConfig` is the patient's
+stage config (which simulator, and the settings of each).
 """
 
 from __future__ import annotations
@@ -11,7 +12,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from promed.patient.fact import FactPatientConfig
+from promed.patient.llm import LLMPatientConfig
 from promed.types import Case
+
+PATIENTS = ("fact", "llm")
+
+
+@dataclass(frozen=True)
+class PatientConfig:
+    """The patient simulator of a run (``--patient``; its settings through ``--config``)."""
+
+    kind: str = field(default="fact", metadata={"help": "Patient simulator: fact (embedding retrieval of the "
+                                                        "facts) or llm (the fact-select prompt through --model)."})
+    fact: FactPatientConfig = field(default_factory=FactPatientConfig,
+                                    metadata={"help": "Retrieval settings of the fact patient."})
+    llm: LLMPatientConfig = field(default_factory=LLMPatientConfig,
+                                  metadata={"help": "Settings of the LLM patient."})
+
+    def __post_init__(self) -> None:
+        if self.kind not in PATIENTS:
+            raise ValueError(f"unknown patient {self.kind!r}: choose fact or llm")
 
 
 def is_synthetic(data: str, cases: Sequence[Case]) -> bool:
@@ -37,7 +58,7 @@ class RunModels:
 
     model: str | None
     scorer_arg: str | None
-    patient_arg: str
+    patient_arg: str | PatientConfig  # a kind ("fact", "llm") stands for that kind's default settings
     synthetic: bool
     _built: dict = field(default_factory=dict)
 
@@ -67,14 +88,17 @@ class RunModels:
 
     def patient(self):
         if "patient" not in self._built:
-            if self.patient_arg == "fact":
+            cfg = self.patient_arg
+            if isinstance(cfg, str):
+                cfg = PatientConfig(kind=cfg)
+            if cfg.kind == "fact":
                 from promed.patient import FactPatient
 
-                self._built["patient"] = FactPatient()
-            elif self.patient_arg == "llm":
+                self._built["patient"] = FactPatient.from_config(cfg.fact)
+            else:
                 from promed.patient import LLMPatient
 
-                self._built["patient"] = LLMPatient(self.llm())
-            else:
-                raise ValueError(f"unknown patient {self.patient_arg!r}: choose fact or llm")
+                c = cfg.llm
+                self._built["patient"] = LLMPatient(self.llm(), guard=c.guard, max_facts=c.max_facts,
+                                                    max_new_tokens=c.max_new_tokens, temperature=c.temperature)
         return self._built["patient"]

@@ -43,16 +43,18 @@ class SigConfig:
 
     lam: float = field(
         default=0.5,
-        metadata={"help": "blend in [0, 1]: 0 = every new fact earns 1/n, 1 = every new fact earns its weight"},
+        metadata={"help": "SIG blend in [0, 1]: 0 = uniform information gain (every new fact earns 1/n), 1 = "
+                  "Shapley weights only (every new fact earns its weight)."},
     )
     weighting: Weighting = field(
         default="positive",
-        metadata={"help": "phi -> weights: 'positive' = max(phi, 0) / sum, uniform when no phi is positive (our "
-                  "default: see benchmarks/sig_informative.py); 'softmax' = softmax(phi / temperature) as the "
-                  "reference code"},
+        metadata={"help": "Shapley values -> weights: positive = max(phi, 0) / sum, uniform when no phi is positive "
+                  "(our default: see benchmarks/sig_informative.py); softmax = softmax(phi / temperature) as the "
+                  "reference code."},
     )
     temperature: float = field(
-        default=2.0, metadata={"help": "softmax temperature (reference: 2.0); higher = closer to uniform"}
+        default=2.0, metadata={"help": "Softmax temperature of the weights (reference: 2.0); higher = closer to "
+                               "uniform."}
     )
 
     def __post_init__(self) -> None:

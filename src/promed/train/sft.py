@@ -65,7 +65,8 @@ class SFTRunConfig:
     small: SmallModelConfig = field(
         default_factory=SmallModelConfig, metadata={"help": "Tokenizer/model size for synthclinic-small."}
     )
-    lora: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of all weights."})
+    lora: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of all weights (merged into "
+                                                        "the base at the end unless merge_lora is false)."})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha."})
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA branch."})
@@ -78,14 +79,15 @@ class SFTRunConfig:
     )
     learning_rate: float | None = field(
         default=None,
-        metadata={"help": "Peak learning rate. None: 2e-3 for synthclinic-small (trained from scratch), 2e-4 with "
+        metadata={"help": "Peak learning rate; unset: 2e-3 for synthclinic-small (trained from scratch), 2e-4 with "
                   "LoRA, 2e-5 for full fine-tuning of a pretrained model."},
     )
     lr_scheduler: str = field(default="cosine", metadata={"help": "transformers scheduler name (cosine, linear, ...)."})
     warmup: float = field(default=0.05, metadata={"help": "Warmup: fraction of total steps if < 1, else steps."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
     epochs: float = field(
-        default=1.0, metadata={"help": "Passes over the training set (1 suffices for ~2000 SynthClinic trajectories)."}
+        default=3.0, metadata={"help": "Passes over the training set (the Stage 1 preset trains synthclinic-small for "
+                               "5 at batch 16: BENCHMARKS.md)."}
     )
     max_steps: int = field(default=-1, metadata={"help": "If > 0, total optimizer steps (overrides epochs)."})
     batch_size: int = field(default=8, metadata={"help": "Sequences per device per forward pass."})

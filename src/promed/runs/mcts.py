@@ -14,6 +14,10 @@ Outputs under ``out/``:
   here are the cases done. ``shapley.jsonl`` - the Shapley cache (:mod:`promed.sig.cache`).
 * ``summary.json`` - cases, trajectories, mean return, trajectory accuracy, mean questions, SIG, wall time.
 
+Settings: :class:`MctsRunConfig` nests the stage configs - ``search`` (:class:`promed.search.mcts.MctsConfig`),
+``reward`` (:class:`promed.sig.reward.SigConfig`), ``patient`` (:class:`promed.runtime.PatientConfig`), ``data``
+(:class:`promed.data.sources.DataConfig`) - and adds what belongs to the run (candidates, export, seed, out).
+
 Selection rule (per case): trajectories ranked by :func:`promed.search.mcts.rank_trajectories` (correct first, then
 higher return, then fewer questions); rank 0 is exported, and ranks 1..top_k-1 if ``top_k > 1``. With
 ``if_none_correct="skip"`` (default) incorrect trajectories are never exported - a case with none correct is
@@ -35,12 +39,13 @@ from typing import Literal
 
 import numpy as np
 
-from promed.config import DataConfig
+from promed.data.sources import DataConfig
 from promed.eval.records import transcript_messages
 from promed.io import JsonlAppender, atomic_write_json, atomic_write_lines, manifest, read_jsonl, repair_jsonl
-from promed.runtime import RunModels
+from promed.runtime import PatientConfig, RunModels
 from promed.search.candidates import SOURCES, build_source, is_synthclinic
 from promed.search.mcts import ConsultationWorld, MctsConfig, MctsResult, Rewarder, Trajectory, mcts_search
+from promed.sig.reward import SigConfig
 from promed.types import Case
 
 NoneCorrect = Literal["skip", "best"]
@@ -50,33 +55,27 @@ NoneCorrect = Literal["skip", "best"]
 class MctsRunConfig:
     """``promed mcts``: Stage 1 trajectory search and export."""
 
-    data: DataConfig = field(default_factory=lambda: DataConfig(split="train"), metadata={"help": "Cases."})
-    candidates: str = field(default="facts", metadata={"help": "Candidate questions: policy, facts or both."})
-    model: str | None = field(default=None, metadata={"help": "Model spec: policy samples, the question writer on "
-                                                              "real data, the LLM patient and (default) scorer."})
+    data: DataConfig = field(default_factory=lambda: DataConfig(split="train", initial="first-half-facts"),
+                             metadata={"help": "Cases (the reference code trains with first-half-facts on MediQ)."})
+    candidates: str = field(default="facts", metadata={"help": "Candidate questions: policy (samples of --model), "
+                                                              "facts (a question writer targeting hidden facts) or "
+                                                              "both."})
+    model: str | None = field(default=None, metadata={"help": "Model spec for policy samples, the question writer on "
+                                                              "real data, the LLM patient and (without --scorer) the "
+                                                              "scorer."})
     scorer: str | None = field(default=None, metadata={"help": "'bayes' or a model spec; default: bayes on "
                                                                "SynthClinic, else --model."})
-    patient: str = field(default="fact", metadata={"help": "Patient simulator: fact or llm."})
-    iterations: int = field(default=16, metadata={"help": "MCTS iterations per case."})
-    width: int = field(default=4, metadata={"help": "Question candidates per expanded node (per source)."})
-    max_questions: int = field(default=5, metadata={"help": "Question budget (tree depth)."})
-    c_uct: float = field(default=1.0, metadata={"help": "UCT exploration constant."})
-    gamma: float = field(default=1.0, metadata={"help": "Discount in returns and backups."})
-    w_sig: float = field(default=1.0, metadata={"help": "Weight of SIG in question rewards."})
-    w_correct: float = field(default=1.0, metadata={"help": "Reward of a correct answer."})
-    question_cost: float = field(default=0.0, metadata={"help": "Cost per question."})
-    rollout: str = field(default="greedy", metadata={"help": "Simulation policy: greedy or random."})
-    lam: float = field(default=0.5, metadata={"help": "SIG blend: 0 = uniform information gain, 1 = Shapley "
-                                                      "weights only."})
-    sig_enabled: bool = field(default=True, metadata={"help": "False: correctness-only search (w_sig = 0); SIG is "
-                                                              "still recorded."})
-    weighting: str = field(default="positive", metadata={"help": "Shapley -> weights: positive (default, as SigConfig) or softmax."})
-    sig_temperature: float = field(default=2.0, metadata={"help": "Softmax temperature of the weights (reference: "
-                                                                   "2; lower = sharper importance)."})
+    patient: PatientConfig = field(default_factory=PatientConfig, metadata={"help": "Patient simulator."})
+    search: MctsConfig = field(default_factory=MctsConfig, metadata={"help": "Search settings."})
+    reward: SigConfig = field(default_factory=SigConfig, metadata={"help": "SIG step reward (lam, weighting, "
+                                                                          "temperature)."})
+    sig_enabled: bool = field(default=True, metadata={"help": "Search with SIG step rewards; --no-sig: on "
+                                                              "correctness only (w_sig = 0; SIG still recorded)."})
     estimator: str = field(default="auto", metadata={"help": "Shapley estimator: auto, exact, permutation, kernel."})
     estimator_budget: int | None = field(default=None, metadata={"help": "Evaluations per case for sampled "
                                                                          "estimators (None: 10 per fact)."})
-    top_k: int = field(default=1, metadata={"help": "Trajectories exported per case (best first)."})
+    top_k: int = field(default=1, metadata={"help": "Trajectories exported per case, best first (more: better "
+                                                    "questions, longer SFT)."})
     if_none_correct: NoneCorrect = field(default="skip", metadata={"help": "skip: export correct trajectories "
                                                                            "only; best: export the best anyway."})
     off_target: int = field(default=1, metadata={"help": "facts source: questions per node about undocumented "
@@ -86,7 +85,7 @@ class MctsRunConfig:
     shapley_cache: Path | None = field(default=None, metadata={"help": "Shapley cache file (default "
                                                                        "out/shapley.jsonl); share it across runs."})
     seed: int = field(default=0, metadata={"help": "Run seed (per-case RNGs derive from it)."})
-    out: Path = field(default=Path("runs/mcts"), metadata={"help": "Output directory."})
+    out: Path = field(default=Path("runs/mcts"), metadata={"help": "Output directory; re-running with it resumes."})
 
     def __post_init__(self) -> None:
         if self.candidates not in SOURCES:
@@ -95,12 +94,10 @@ class MctsRunConfig:
             raise ValueError(f"if_none_correct must be skip or best, got {self.if_none_correct!r}")
         if self.top_k < 1:
             raise ValueError("top_k must be >= 1")
-        self.mcts()  # validates the search settings
 
     def mcts(self) -> MctsConfig:
-        return MctsConfig(iterations=self.iterations, width=self.width, max_questions=self.max_questions,
-                          c_uct=self.c_uct, gamma=self.gamma, w_sig=self.w_sig if self.sig_enabled else 0.0,
-                          w_correct=self.w_correct, question_cost=self.question_cost, rollout=self.rollout)
+        """The search settings in effect: ``search`` with ``w_sig = 0`` when SIG is off."""
+        return self.search if self.sig_enabled else dataclasses.replace(self.search, w_sig=0.0)
 
 
 def case_seed(seed: int, case: Case) -> list[int]:
@@ -158,7 +155,6 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=
     from promed.data.sources import load_data
     from promed.sig.annotate import SigAnnotator
     from promed.sig.cache import EstimatorChoice, ShapleyCache
-    from promed.sig.reward import SigConfig
     from promed.sig.value import ScorerValue
 
     t0 = time.perf_counter()
@@ -171,10 +167,9 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=
         source = build_source(cfg.candidates, llm, temperature=cfg.temperature, off_target=cfg.off_target)
     scorer = scorer if scorer is not None else models.scorer()
     patient = patient if patient is not None else models.patient()
-    sig_cfg = SigConfig(lam=cfg.lam, weighting=cfg.weighting, temperature=cfg.sig_temperature)
     cache = ShapleyCache(ScorerValue(scorer), EstimatorChoice(cfg.estimator, cfg.estimator_budget),
                          cfg.shapley_cache or out / "shapley.jsonl", cfg.seed)
-    annotator = SigAnnotator(cache, sig_cfg)
+    annotator = SigAnnotator(cache, cfg.reward)
     mcfg = cfg.mcts()
     out.mkdir(parents=True, exist_ok=True)  # only once every input problem had its chance to raise
     atomic_write_json(out / "manifest.json", manifest(cfg, "mcts"))
@@ -194,10 +189,10 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=
                 ts = time.perf_counter()
                 weights = annotator.weights(case)
                 shapley_s = time.perf_counter() - ts
-                world = ConsultationWorld(case, patient, scorer, cfg.max_questions, memo)
-                res = mcts_search(world, source, Rewarder(case, weights, cfg.lam, mcfg), mcfg,
+                world = ConsultationWorld(case, patient, scorer, mcfg.max_questions, memo)
+                res = mcts_search(world, source, Rewarder(case, weights, cfg.reward.lam, mcfg), mcfg,
                                   np.random.default_rng(case_seed(cfg.seed, case)), top_k=max(cfg.top_k, 1))
-                records = export_trajectories(case, res, cfg.top_k, cfg.if_none_correct, cfg.max_questions)
+                records = export_trajectories(case, res, cfg.top_k, cfg.if_none_correct, mcfg.max_questions)
                 for rec in records:
                     traj_sink.write(rec)
                 n_pre = sum(1 for c, _ in pre if c.id == case.id)
@@ -237,7 +232,6 @@ def summarise(out: Path, ids: set[str], wall_s: float) -> dict:
         "proposal_calls": int(sum(r["proposal_calls"] for r in stats)),
         "wall_s": round(wall_s, 3),
     }
-
 
 
 def _bar(enabled: bool, total: int, initial: int):

@@ -1,0 +1,132 @@
+"""Whole stages in one command: ``promed stage1`` runs search -> SFT -> evaluation.
+
+Stage 1 (paper section 3): SIG-guided MCTS over training consultations writes the best trajectories; a doctor is
+fine-tuned on them (loss on doctor turns only); the fine-tuned doctor is evaluated next to the baselines on the
+test split twice: answering on its own (``llm:``) and asking while the scorer answers (``ask:``), which is how the
+baselines answer. Each step writes into its own folder under ``out`` and resumes, so an interrupted stage re-runs only
+what is missing. ``stage1.json`` records the resolved config, the wall time of each step and the peak memory of the
+process; ``manifest.json`` the config and library versions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from promed.config import EvalConfig
+from promed.data.sources import DataConfig
+from promed.env.consultation import EnvConfig
+from promed.io import atomic_write_json, manifest
+from promed.runs.mcts import MctsRunConfig
+from promed.search.mcts import MctsConfig
+from promed.sig.reward import SigConfig
+from promed.train.sft import SFTRunConfig
+
+PRESETS = ("synthclinic",)
+
+
+@dataclass(frozen=True)
+class Stage1Config:
+    """``promed stage1``: the preset that runs Stage 1 end to end (defaults: the SynthClinic CPU preset).
+
+    The stage configs are nested (``search``, ``reward``, ``sft``); the preset's own values are the defaults given
+    here, chosen by measurement on a 2-core CPU (BENCHMARKS.md, Stage 1): ``search.gamma`` 0.9 makes the search put
+    the most informative questions first and answer once the case is settled (shorter trajectories, a sharper
+    imitation target, half the search and SFT time at the same accuracy); five SFT epochs at batch 16 and lr 3e-3
+    bring the small doctor's held-out loss to within 0.01 of where more epochs end; ``no_repeat`` replaces a
+    repeated question by the model's best new one at evaluation (a decoding rule; the small doctor learns which
+    questions matter faster than it learns not to repeat itself). ``search.max_questions`` is the question budget
+    of the search and of the evaluation.
+    """
+
+    preset: str = field(default="synthclinic", metadata={"help": "Preset: synthclinic (the CPU preset: MCTS on "
+                                                                 "SynthClinic train cases, SFT of the small doctor, "
+                                                                 "eval on the test split)."})
+    train_cases: int = field(default=2000, metadata={"help": "SynthClinic training cases searched by MCTS."})
+    test_cases: int = field(default=500, metadata={"help": "SynthClinic test cases for the evaluation."})
+    search: MctsConfig = field(default_factory=lambda: MctsConfig(gamma=0.9),
+                               metadata={"help": "MCTS settings (the preset: gamma 0.9)."})
+    reward: SigConfig = field(default_factory=SigConfig, metadata={"help": "SIG step reward of the search."})
+    sig_enabled: bool = field(default=True, metadata={"help": "Search with SIG step rewards (false: correctness "
+                                                              "only)."})
+    top_k: int = field(default=1, metadata={"help": "Trajectories exported per training case (more: better "
+                                                    "questions, longer SFT)."})
+    sft: SFTRunConfig = field(
+        default_factory=lambda: SFTRunConfig(epochs=5.0, batch_size=16, learning_rate=3e-3, num_threads=2),
+        metadata={"help": "SFT of the doctor (the preset: synthclinic-small, 5 epochs, batch 16, lr 3e-3, 2 "
+                          "threads); its seed and progress bar are the stage's."},
+    )
+    no_repeat: int = field(default=8, metadata={"help": "Evaluation: replace a repeated question by the best new "
+                                                        "one among the model's N best beams (0 = off)."})
+    baselines: tuple[str, ...] = field(default=("reactive", "random-5", "greedy-eig", "full-info"),
+                                       metadata={"help": "Baseline doctors evaluated beside the fine-tuned one."})
+    seed: int = field(default=0, metadata={"help": "Seed of every step."})
+    out: Path = field(default=Path("runs/stage1"), metadata={"help": "Output directory (mcts/, sft/, eval/; "
+                                                                     "re-running resumes every step)."})
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}: available: {', '.join(PRESETS)}")
+
+    def mcts_config(self, out: Path | None = None) -> MctsRunConfig:
+        return MctsRunConfig(data=DataConfig(split="train", limit=self.train_cases), search=self.search,
+                             reward=self.reward, sig_enabled=self.sig_enabled, top_k=self.top_k, seed=self.seed,
+                             out=out or self.out / "mcts")
+
+    def sft_config(self, progress: bool = True) -> SFTRunConfig:
+        return dataclasses.replace(self.sft, seed=self.seed, progress_bar=progress)
+
+    def eval_config(self, doctors: tuple[str, ...], out: Path | None = None) -> EvalConfig:
+        return EvalConfig(data=DataConfig(split="test", limit=self.test_cases), doctors=doctors,
+                          env=EnvConfig(max_questions=self.search.max_questions), no_repeat=self.no_repeat,
+                          seed=self.seed, out=out or self.out / "eval")
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process and its finished children, in MiB (Linux reports KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024
+
+
+def run_stage1(cfg: Stage1Config, progress: bool = True) -> dict:
+    from promed.eval.evaluate import run_eval
+    from promed.runs.mcts import run_mcts
+    from promed.train.sft import run_sft
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = manifest(cfg, "stage1")
+    atomic_write_json(out / "manifest.json", resolved)
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    mcts = run_mcts(cfg.mcts_config(), progress=progress)
+    times["mcts_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    sft = run_sft(out / "mcts" / "trajectories.jsonl", out / "sft", cfg.sft_config(progress))
+    times["sft_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    doctor = f"llm:{out / 'sft'}"
+    asker = f"ask:{out / 'sft'}"  # the same policy's questions, answered by the scorer like the baselines
+    results = run_eval(cfg.eval_config((*cfg.baselines, doctor, asker)), progress=progress)
+    times["eval_s"] = time.perf_counter() - t0
+
+    summary = {
+        "config": resolved["config"],
+        "mcts": mcts,
+        "sft": {"steps": sft.steps, "final_loss": sft.losses[-1] if sft.losses else None,
+                "examples": sft.n_examples, "wall_s": sft.wall_s},
+        "eval": {name: m.to_json() for name, m in results.items()},
+        "sft_doctor": doctor,
+        **{k: round(v, 1) for k, v in times.items()},
+        "total_s": round(sum(times.values()), 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+    }
+    atomic_write_json(out / "stage1.json", summary)
+    return summary
+
