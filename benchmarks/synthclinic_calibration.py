@@ -25,43 +25,49 @@ from promed.data.synthclinic import (
     model,
 )
 from promed.data.synthclinic import kb
+from promed.doctor.actions import normalise_question
 from promed.doctor.eig import GreedyEIGDoctor
-from promed.types import Case, DoctorView, Fact, Turn
+from promed.env.consultation import EnvConfig
+from promed.env.rollout import run_episodes
+from promed.types import Case, DoctorView
 
 
-def simulate(cases: Sequence[Case], act: Callable[[list[DoctorView]], list[str]], budget: int
+class ExactCodePatient:
+    """Reveals the fact a template question targets (``fact_for_question``), nothing otherwise."""
+
+    def reply(self, cases, questions):
+        out = []
+        for case, q in zip(cases, questions):
+            fact = fact_for_question(case, q)
+            out.append((fact.text, (fact.id,)) if fact is not None else ("I can't answer that.", ()))
+        return out
+
+
+class _Doctor:
+    def __init__(self, name, act):
+        self.name, self.act = name, act
+
+
+def simulate(cases: Sequence[Case], act: Callable, budget: int, seed: int = 0
              ) -> tuple[list[str], list[int], list[int]]:
-    """Run every case in lockstep with the exact-code patient; returns (answers, questions asked, facts found)."""
-    turns: list[list[Turn]] = [[] for _ in cases]
-    known: list[list[Fact]] = [[] for _ in cases]
-    answers: list[str | None] = [None] * len(cases)
-    for _ in range(budget + 1):
-        live = [i for i, a in enumerate(answers) if a is None]
-        if not live:
-            break
-        views = [DoctorView(cases[i].id, cases[i].initial, cases[i].question, cases[i].options, tuple(turns[i]),
-                            tuple(known[i]), budget - len(turns[i]), cases[i].initial_findings) for i in live]
-        for i, text in zip(live, act(views)):
-            if text.startswith("ANSWER:"):
-                answers[i] = text.split(":", 1)[1].strip()
-                continue
-            q = text.split(":", 1)[1].strip()
-            fact = fact_for_question(cases[i], q)
-            new = (fact.id,) if fact is not None and fact not in known[i] else ()
-            turns[i].append(Turn(q, fact.text if fact else "I can't answer that.", new, new))
-            known[i].extend(cases[i].facts[j] for j in new)
-    return ([a or "" for a in answers], [len(t) for t in turns], [len(k) for k in known])
+    """Run every case through the consultation core with the exact-code patient.
+
+    ``act(views, rngs)`` is the doctor; returns (answers, questions asked, facts found).
+    """
+    trs = run_episodes(cases, _Doctor("bench", act), ExactCodePatient(), EnvConfig(max_questions=budget), seed=seed,
+                       batch_size=len(cases) or 1)
+    return [t.answer or "" for t in trs], [t.n_questions for t in trs], [len(t.known) for t in trs]
 
 
-def random_questions(scorer: BayesScorer, k: int, rng: np.random.Generator):
+def random_questions(scorer: BayesScorer, k: int):
     """k uniformly random not-yet-asked questions from ``candidate_questions``, then the posterior argmax."""
-    def act(views: list[DoctorView]) -> list[str]:
+    def act(views: list[DoctorView], rngs) -> list[str]:
         out, answer_views = [], []
-        for v in views:
-            asked = {t.question for t in v.turns}
+        for v, rng in zip(views, rngs):
+            asked = {normalise_question(t.question) for t in v.turns}
             known = {f.finding.code for f in v.known_facts if f.finding}
             pool = [q for _, q in candidate_questions(v.options, known, initial_findings=v.initial_findings)
-                    if q not in asked]
+                    if normalise_question(q) not in asked]
             if len(v.turns) < k and v.questions_left > 0 and pool:
                 out.append(f"ASK: {pool[int(rng.integers(len(pool)))]}")
             else:
@@ -113,11 +119,11 @@ def main() -> None:
 
     eig = GreedyEIGDoctor()
     for name, act in (
-        (f"greedy-eig (budget {args.budget})", lambda vs: eig.act(vs, np.random.default_rng(args.seed))),
-        (f"random-{args.budget}", random_questions(scorer, args.budget, np.random.default_rng(args.seed))),
+        (f"greedy-eig (budget {args.budget})", eig.act),
+        (f"random-{args.budget}", random_questions(scorer, args.budget)),
     ):
         t0 = time.perf_counter()
-        answers, asked, found = simulate(cases, act, args.budget)
+        answers, asked, found = simulate(cases, act, args.budget, args.seed)
         acc = np.mean([a == c.answer for a, c in zip(answers, cases)])
         print(f"{name}: accuracy {acc:.3f}, questions {np.mean(asked):.2f}, facts revealed {np.mean(found):.2f} "
               f"({time.perf_counter() - t0:.1f} s)")

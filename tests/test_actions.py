@@ -1,6 +1,9 @@
-import pytest
+"""The strict action grammar: the tolerated forms (one test each), the invalid ones, and properties."""
 
-from promed.doctor.actions import format_action, parse_action
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from promed.doctor.actions import format_action, format_reward, normalise_question, parse_action
 from promed.types import Answer, Ask, Invalid, Option
 
 OPTS = tuple(Option(l, t) for l, t in zip("ABCD", ["Gentamicin", "Ciprofloxacin", "Ceftriaxone", "Trimethoprim"]))
@@ -8,39 +11,94 @@ OPTS = tuple(Option(l, t) for l, t in zip("ABCD", ["Gentamicin", "Ciprofloxacin"
 
 @pytest.mark.parametrize("text,expected", [
     ("ASK: Do you smoke?", Ask("Do you smoke?")),
-    ("ask:   Any fever?  ", Ask("Any fever?")),
-    ("ASK: Do you smoke?\nPatient: No, I don't.", Ask("Do you smoke?")),  # rule 3: the invented reply is dropped
-    ("**Question:** any rash?", Ask("any rash?")),
-    ("Q - any rash?", Ask("any rash?")),
+    ("ask:   Any fever?  ", Ask("Any fever?")),                      # 1: case, surrounding whitespace
+    ("  ASK: Any fever?\n", Ask("Any fever?")),                      # 1: one trailing line break
+    ("ASK:Any   rash?", Ask("Any rash?")),                           # inner whitespace collapsed
+    ("**ASK:** Any rash?", Ask("Any rash?")),                        # 2: markdown emphasis
+    ("*ASK: Any rash?*", Ask("Any rash?")),
+    ("ASK: What did the Q fever test show?", Ask("What did the Q fever test show?")),
+    ("ASK: Could you answer a few questions about your cough?",
+     Ask("Could you answer a few questions about your cough?")),
     ("ANSWER: C", Answer("C")),
-    ("**ANSWER:** (C)", Answer("C")),
-    ("answer: c.", Answer("C")),
-    ("Final answer: option B", Answer("B")),
-    ("The answer is D) Trimethoprim", Answer("D")),
-    ("Answer: Ceftriaxone", Answer("C")),          # rule 4: option text
-    ("C", Answer("C")),                            # rule 5: lone letter
-    ("(A)", Answer("A")),
-    ("Have you had a fever?", Ask("Have you had a fever?")),  # rule 5: a lone question
-    ("ASK: Is it ok?\nANSWER: B", Ask("Is it ok?")),  # rule 2: first keyword wins
+    ("answer: c", Answer("C")),                                      # 3: lower case
+    ("ANSWER: C.", Answer("C")),                                     # 3: trailing period
+    ("Answer: (C)", Answer("C")),                                    # 3: parenthesised
+    ("ANSWER: [C]", Answer("C")),
+    ("**ANSWER:** C", Answer("C")),                                  # 2
+    ("**ANSWER**: C", Answer("C")),
+    ("ANSWER: C. Ceftriaxone", Answer("C")),                         # 3: letter then the option's text
+    ("ANSWER: C) ceftriaxone", Answer("C")),
+    ("ANSWER: C: Ceftriaxone.", Answer("C")),
+    ("ANSWER: C - Ceftriaxone", Answer("C")),
+    ("ANSWER: (C) Ceftriaxone", Answer("C")),
+    ("ANSWER: Ceftriaxone (C)", Answer("C")),                        # 3: the option's text then the letter
+    ("ANSWER: Ceftriaxone", Answer("C")),                            # 3: the option's text alone
 ])
-def test_tolerant_rules(text, expected):
+def test_tolerated_forms(text, expected):
     assert parse_action(text, OPTS) == expected
+    assert format_reward(text, OPTS) == 1.0
 
 
 @pytest.mark.parametrize("text,reason", [
     ("", "empty output"),
+    ("   ", "empty output"),
     ("ASK:", "ASK with no question"),
+    ("ASK: ?", "ASK with no question"),
+    ("ANSWER:", "ANSWER with no option"),
     ("ANSWER: E", "not an option"),
     ("ANSWER: maybe", "names no option"),
-    ("I think we should wait.", "no ASK or ANSWER"),
-    ("E", "no ASK or ANSWER"),
-    ("???", "no ASK or ANSWER"),
+    ("ANSWER: C. Gentamicin", "names option 'A'"),
+    ("ANSWER: C. penicillin", "not that option's text"),
+    ("ANSWER: Gentamicin (C)", "names option 'A'"),
+    ("ASK: ANSWER: B", "two actions"),
+    ("ASK: Do you smoke?\nPatient: No, I don't.", "more than one line"),
+    ("ASK: Is it ok?\nANSWER: B", "more than one line"),
+    # the three measured failures of the old, lenient parser
+    ("Could you answer a few questions about your cough?", "does not start"),
+    ("I have no further question. ANSWER: B", "does not start"),
+    ("What did the Q fever test show?", "does not start"),
+    ("C", "does not start"),
+    ("Final answer: B", "does not start"),
+    ("The answer is D", "does not start"),
+    ("Question: any rash?", "does not start"),
+    ("ASK - any rash?", "does not start"),
 ])
 def test_invalid_outputs(text, reason):
     res = parse_action(text, OPTS)
-    assert isinstance(res, Invalid) and reason in res.reason
+    assert isinstance(res, Invalid) and reason in res.reason, res
+    assert format_reward(text, OPTS) == 0.0
 
 
 def test_format_roundtrip():
     for a in (Ask("Do you smoke?"), Answer("B")):
         assert parse_action(format_action(a), OPTS) == a
+
+
+def test_normalise_question():
+    assert normalise_question("  Do you  SMOKE? ") == normalise_question("do you smoke")
+    assert normalise_question("Any fever?") != normalise_question("Any rash?")
+
+
+_WORDS = st.sampled_from(["answer", "Answer", "ANSWER", "question", "Question", "option", "Option", "Q", "q",
+                          "A", "B", "C", "D", "the", "your", "fever", "could", "you", "what", "is", "did", "test",
+                          "a", "few", "about", "cough", "show", "ANSWER:", "answer:", "(C)", "C.", "Q:"])
+_QUESTIONS = st.lists(_WORDS, min_size=1, max_size=12).map(lambda ws: " ".join(ws) + "?")
+
+
+@settings(max_examples=400, deadline=None)
+@given(_QUESTIONS)
+def test_no_question_parses_as_an_answer(q):
+    """A question, however it uses answer/question/option/Q, is never read as an answer."""
+    assert not isinstance(parse_action(q, OPTS), Answer) or q.lower().startswith("answer:")
+    asked = parse_action(f"ASK: {q}", OPTS)
+    if not q.lower().startswith(("answer:", "ask:")) and any(len(w.strip("?:().")) > 1 for w in q.split()):
+        assert asked == Ask(" ".join(q.split()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_parser_is_total(text):
+    """Any text parses to exactly one action without raising; the format reward agrees with the parse."""
+    res = parse_action(text, OPTS)
+    assert isinstance(res, (Ask, Answer, Invalid))
+    assert format_reward(text, OPTS) == (0.0 if isinstance(res, Invalid) else 1.0)

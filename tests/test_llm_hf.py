@@ -40,7 +40,8 @@ def test_save_pretrained_dir_roundtrip(tmp_path):
     prompts = [render_query(_case().query(s)) for s in ([], [0, 2])]
     np.testing.assert_allclose(np.array(local.score_options(prompts, [LETTERS])),
                                np.array(tiny.score_options(prompts, [LETTERS])), atol=1e-6)
-    assert local.generate([chat], Sampling(max_new_tokens=6)) == tiny.generate([chat], Sampling(max_new_tokens=6))
+    assert local.generate([chat], Sampling(max_new_tokens=6))[0].token_ids == \
+        tiny.generate([chat], Sampling(max_new_tokens=6))[0].token_ids
 
 
 @pytest.fixture(scope="module")
@@ -72,4 +73,9 @@ def test_gemma_multi_token_and_generate(gemma):
     np.testing.assert_allclose(np.array(fast), np.array(naive), atol=1e-4)
     out = gemma.generate([[{"role": "user", "content": "What is the capital of France?"}]],
                          Sampling(max_new_tokens=8, stop=("\n",)))
-    assert len(out) == 1 and isinstance(out[0], str) and "\n" not in out[0]
+    [g] = out
+    # cut on the token that completes the stop string: text == decode(ids), the stop only in the last token
+    assert g.text == gemma.tokenizer.decode(list(g.token_ids), skip_special_tokens=True)
+    assert len(g.logprobs) == len(g.token_ids)
+    if g.finish_reason == "stop" and g.token_ids[-1] not in gemma.eos_ids:
+        assert "\n" in g.text and "\n" not in gemma.tokenizer.decode(list(g.token_ids[:-1]))

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import pytest
 
-from promed.types import Sampling
+from promed.types import Generation, Sampling
 
 LETTERS = [" A", " B", " C", " D"]
 PROMPT = (
@@ -89,10 +89,13 @@ def test_generate_chat_and_completions(backend, server):
 
     chats = [[{"role": "user", "content": "What is the capital of France?"}]] * 2
     out = backend.generate(chats, Sampling(max_new_tokens=8))
-    assert len(out) == 2 and all(isinstance(t, str) for t in out)
+    assert len(out) == 2 and all(isinstance(g, Generation) and isinstance(g.text, str) for g in out)
+    # the standard API sends no token ids: text only, said so by has_tokens
+    assert not any(g.has_tokens for g in out) and all(g.logprobs is None for g in out)
+    assert all(g.finish_reason in ("stop", "length") for g in out)
     comp = OpenAICompatBackend("gemma-270m", server, mode="completions", timeout=120)
-    text = comp.generate([chats[0]], Sampling(max_new_tokens=8, stop=("\n",)))
-    assert len(text) == 1 and "\n" not in text[0]
+    [g] = comp.generate([chats[0]], Sampling(max_new_tokens=8, stop=("\n",)))
+    assert "\n" not in g.text
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -11,7 +12,7 @@ from promed.llm import SpecError, clear_llm_cache, load_llm
 from promed.llm.base import ModelSpec
 from promed.llm.hf import HFBackend, render_plain
 from promed.llm.packed_scoring import build_rows
-from promed.types import Sampling
+from promed.types import Generation, Sampling
 
 LETTERS = [" A", " B", " C", " D"]
 
@@ -66,22 +67,74 @@ def test_seeded_init_is_deterministic():
 def test_generate_greedy_and_seeded(tiny):
     chats = [[{"role": "user", "content": "Do you have a cough?"}], [{"role": "user", "content": "Any fever?"}]]
     greedy = tiny.generate(chats, Sampling(max_new_tokens=8))
-    assert len(greedy) == 2 and all(isinstance(t, str) for t in greedy)
+    assert len(greedy) == 2 and all(isinstance(g, Generation) and g.has_tokens for g in greedy)
     assert tiny.generate(chats, Sampling(max_new_tokens=8)) == greedy
     s = Sampling(max_new_tokens=8, temperature=1.0, seed=7, n=3)
     one = tiny.generate(chats, s)
     assert len(one) == 6 and one == tiny.generate(chats, s)
-    assert len(set(one)) > 1  # sampling varies across the n samples
+    assert len({g.text for g in one}) > 1  # sampling varies across the n samples
+
+
+def test_generation_is_token_exact(tiny):
+    """text == decode(ids); one log-probability per id, equal to a fresh forward pass's; eos ends a turn."""
+    import torch
+
+    chats = [[{"role": "user", "content": t}] for t in ("Do you have a cough?", "Any fever?", "Pain?")]
+    for sampling in (Sampling(max_new_tokens=12), Sampling(max_new_tokens=12, temperature=0.8, seeds=(1, 2, 3))):
+        for chat, g in zip(chats, tiny.generate(chats, sampling)):
+            assert g.text == tiny.tokenizer.decode(list(g.token_ids), skip_special_tokens=True)
+            assert len(g.logprobs) == len(g.token_ids) and all(lp <= 0 for lp in g.logprobs)
+            assert g.finish_reason in ("stop", "length")
+            assert (g.finish_reason == "stop") == (g.token_ids[-1] in tiny.eos_ids)
+            prompt = tiny.encode_prompt(chat)
+            with torch.no_grad():
+                logits = tiny.model(torch.tensor([prompt + list(g.token_ids)])).logits[0].float()
+            t = max(sampling.temperature, 1e-9) if sampling.temperature > 0 else 1.0
+            logp = torch.log_softmax(logits[len(prompt) - 1:-1] / t, dim=-1)
+            expect = logp.gather(-1, torch.tensor(g.token_ids)[:, None])[:, 0]
+            np.testing.assert_allclose(np.array(g.logprobs), expect.numpy(), atol=1e-4)
+
+
+def test_sampling_is_independent_of_the_batch(tiny):
+    """With one seed per chat, a chat's sample is the same alone, in a batch, in any position."""
+    chats = [[{"role": "user", "content": t}] for t in ("Do you have a cough?", "Any fever?", "Pain?", "Rash?")]
+    seeds = (11, 12, 13, 14)
+    s = Sampling(max_new_tokens=10, temperature=1.0, seeds=seeds)
+    batch = tiny.generate(chats, s)
+    for i in range(4):
+        alone = tiny.generate([chats[i]], Sampling(max_new_tokens=10, temperature=1.0, seeds=(seeds[i],)))[0]
+        assert alone.token_ids == batch[i].token_ids
+    rev = tiny.generate(chats[::-1], Sampling(max_new_tokens=10, temperature=1.0, seeds=seeds[::-1]))
+    assert [g.token_ids for g in rev[::-1]] == [g.token_ids for g in batch]
+
+
+def test_live_model_is_left_as_it_was(tiny):
+    """A backend around a model it did not load keeps its dtype, device and mode, and serves current weights."""
+    import torch
+
+    from promed.llm.hf import HFBackend
+
+    model = copy.deepcopy(tiny.model).to(torch.float64).train()
+    backend = HFBackend(model, tiny.tokenizer, name="live", options=type(tiny.options)(device="cpu", dtype="float32"))
+    chat = [[{"role": "user", "content": "Any fever?"}]]
+    before = backend.generate(chat, Sampling(max_new_tokens=6))[0]
+    assert model.training and next(model.parameters()).dtype == torch.float64 and backend.model is model
+    backend.score_options(["Question: x. Answer:"], [[" A", " B"]])
+    assert model.training
+    with torch.no_grad():
+        model.lm_head.weight.mul_(-1.0)  # the trainer changes the weights: the backend sees the change
+    after = backend.generate(chat, Sampling(max_new_tokens=6))[0]
+    assert after.token_ids != before.token_ids
 
 
 def test_beam_search_returns_n_best_per_chat(tiny):
     chats = [[{"role": "user", "content": "Do you have a cough?"}], [{"role": "user", "content": "Any fever?"}]]
     beams = Sampling(max_new_tokens=6, n=3, beams=3)
-    both = tiny.generate(chats, beams)
+    both = [g.text for g in tiny.generate(chats, beams)]
     assert len(both) == 6 and len(set(both[:3])) == 3  # three distinct beams per chat, chat-major
-    assert both[3:] == tiny.generate(chats[1:], beams)  # a chat's beams do not depend on its batch
+    assert both[3:] == [g.text for g in tiny.generate(chats[1:], beams)]  # a chat's beams do not depend on its batch
     # the best beam is at least as likely as the greedy completion (beam search widens greedy search)
-    greedy = tiny.generate(chats[:1], Sampling(max_new_tokens=6))[0]
+    greedy = tiny.generate(chats[:1], Sampling(max_new_tokens=6))[0].text
     prompt = tiny.render(chats[0])
     ll = tiny.option_log_likelihoods([prompt], [[both[0], greedy]])[0]
     assert ll[0] >= ll[1] - 1e-4
@@ -89,62 +142,13 @@ def test_beam_search_returns_n_best_per_chat(tiny):
         tiny.generate(chats, Sampling(n=4, beams=3))
 
 
-def test_stop_strings_cut_text(tiny):
+def test_stop_strings_cut_on_a_token_boundary(tiny):
     chat = [[{"role": "user", "content": "Tell me about the pain."}]]
     full = tiny.generate(chat, Sampling(max_new_tokens=24, temperature=1.0, seed=1))[0]
-    assert len(full) > 4
-    stop = full[2:4]
+    assert len(full.text) > 4
+    stop = full.text[2:4]
     cut = tiny.generate(chat, Sampling(max_new_tokens=24, temperature=1.0, seed=1, stop=(stop,)))[0]
-    assert stop not in cut and full.startswith(cut)
-
-
-def test_chat_rendering(tiny):
-    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
-    assert tiny.render(chat) == "<bos><|system|>\nBe brief.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\n"
-    assert render_plain(chat) == "System: Be brief.\nUser: Hi\nAssistant:"
-
-
-def test_score_options_normalised(tiny):
-    probs = tiny.score_options(_prompts(5), [LETTERS])
-    assert len(probs) == 5
-    for p in probs:
-        assert p.shape == (4,) and np.all(p >= 0) and abs(p.sum() - 1) < 1e-9
-    # per-prompt option lists of different sizes
-    mixed = tiny.score_options(_prompts(2), [[" A", " B"], [" A", " B", " C"]])
-    assert [len(p) for p in mixed] == [2, 3]
-    with pytest.raises(ValueError):
-        tiny.score_options(_prompts(3), [LETTERS, LETTERS])
-
-
-@pytest.mark.parametrize("options", [LETTERS, [" Asthma", " Pneumonia of the lung", " C", " Appendicitis"]])
-def test_prefix_reuse_equals_naive(tiny, options):
-    prompts = _prompts(16) + ["Something unrelated. Answer:", "Question: short. Answer:"]
-    fast = tiny.score_options(prompts, [options], reuse_prefix=True)
-    naive = tiny.score_options(prompts, [options], reuse_prefix=False)
-    np.testing.assert_allclose(np.array(fast), np.array(naive), atol=1e-4)
-    # small chunks (several packed passes share one prefix cache; a suffix longer than a chunk gets its own)
-    for chunk in (8, 40):
-        opts = type(tiny.options)(device="cpu", dtype="float32", chunk_tokens=chunk)
-        other = HFBackend(tiny.model, tiny.tokenizer, name="tiny-variant", options=opts)
-        np.testing.assert_allclose(np.array(other.score_options(prompts, [options])), np.array(naive), atol=1e-4)
-
-
-def test_multi_token_log_likelihood_is_a_sum(tiny):
-    """log P(" X Y") = log P(" X") + log P(" Y" | " X"): the multi-token path agrees with single-token scoring."""
-    prompt = _prompts(1)[0]
-    rows, _ = build_rows(tiny.tokenizer, [prompt], [[" A B", " C"]])
-    assert len(rows) == 2  # one row per option when an option has several tokens
-    ll = tiny.option_log_likelihoods([prompt], [[" A B", " C"]])[0]
-    first = tiny.option_log_likelihoods([prompt], [[" A", " C"]])[0]
-    second = tiny.option_log_likelihoods([prompt + " A"], [[" B", " C"]])[0]
-    assert ll[1] == pytest.approx(first[1], abs=1e-5)
-    assert ll[0] == pytest.approx(first[0] + second[0], abs=1e-4)
-
-
-def test_long_prompts_cross_the_sliding_window(tiny):
-    """The tiny model's sliding window is 16 tokens: prefixes and suffixes far longer than it still agree."""
-    prompts = [p.replace("Patient information:", "Patient information: " + "history of cough. " * 20)
-               for p in _prompts(6)]
-    fast = tiny.score_options(prompts, [LETTERS])
-    naive = tiny.score_options(prompts, [LETTERS], reuse_prefix=False)
-    np.testing.assert_allclose(np.array(fast), np.array(naive), atol=1e-4)
+    dec = tiny.tokenizer.decode
+    assert cut.finish_reason == "stop" and cut.text == dec(list(cut.token_ids), skip_special_tokens=True)
+    assert stop in cut.text and stop not in dec(list(cut.token_ids[:-1]), skip_special_tokens=True)
+    assert full.token_ids[:len(cut.token_ids)] == cut.token_ids and full.text.startswith(cut.text)

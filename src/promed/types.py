@@ -8,6 +8,10 @@ seams stay typed:
 * :class:`Query` - what a scorer is asked: the visible part of a case plus a chosen set of facts. Value
   functions build it from (case, subset); doctors build it from what the dialogue revealed.
 * :class:`Ask` / :class:`Answer` / :class:`Invalid` - a parsed doctor turn.
+* :class:`Generation` - one model completion: its text and, where the backend knows them, the sampled token ids
+  and their log-probabilities (``text == decode(token_ids)``).
+* :class:`Step` - one doctor output in a consultation, valid or not, with its parse and, for questions, the
+  patient's reply; a forced answer is a step marked ``policy=False``.
 * :class:`Turn` / :class:`Transcript` - the record of a consultation, with reward slots filled later.
 """
 
@@ -179,6 +183,36 @@ class Invalid:
 Action = Ask | Answer | Invalid
 
 
+@dataclass(frozen=True)
+class Generation:
+    """One completion of a language model (or one turn of a rule-based doctor).
+
+    ``token_ids`` are the sampled ids, cut at the stop sequence on a token boundary, so that
+    ``text == tokenizer.decode(token_ids)``; they end with the end-of-turn / end-of-sequence id when the model
+    emitted one (``finish_reason == "stop"``). ``logprobs[i]`` is the log-probability of ``token_ids[i]`` under the
+    sampling distribution (logits / temperature; the plain logits for greedy decoding). Backends that only see
+    text (an OpenAI-compatible server that returns no token ids, rule-based doctors) leave ``token_ids`` empty and
+    ``logprobs`` ``None``: :attr:`has_tokens` tells them apart.
+
+    ``finish_reason``: ``"stop"`` (end-of-turn token or stop sequence), ``"length"`` (``max_new_tokens`` reached)
+    or ``""`` (not a model output).
+    """
+
+    text: str
+    token_ids: tuple[int, ...] = ()
+    logprobs: tuple[float, ...] | None = None
+    finish_reason: str = ""
+
+    @property
+    def has_tokens(self) -> bool:
+        return bool(self.token_ids)
+
+    @staticmethod
+    def of(x: "Generation | str") -> "Generation":
+        """A doctor's output as a :class:`Generation` (rule-based doctors may return plain text)."""
+        return x if isinstance(x, Generation) else Generation(text=str(x))
+
+
 # ---- consultation records -------------------------------------------------------------------------------------
 
 
@@ -202,6 +236,36 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One doctor output of a consultation, exactly as produced, valid or not.
+
+    ``text``, ``token_ids``, ``logprobs`` and ``finish_reason`` are the doctor's generation (ids and log-probs
+    empty for text-only doctors); ``action`` is what the strict parser read (an :class:`Invalid` carries the parse
+    error as its ``reason``). ``policy`` is ``False`` for an answer the environment forced (budget exceeded or
+    output unreadable too often): the policy did not produce it, so it has no tokens and earns no credit.
+    ``turn`` is the index of the question-reply :class:`Turn` this step produced (an ``ASK`` within budget), else
+    ``None``. ``questions_before`` is how many questions had been asked when the doctor produced it.
+    ``reward`` / ``advantage`` are slots for the trainers.
+    """
+
+    text: str
+    action: Action
+    token_ids: tuple[int, ...] = ()
+    logprobs: tuple[float, ...] | None = None
+    finish_reason: str = ""
+    policy: bool = True
+    turn: int | None = None
+    questions_before: int = 0
+    reward: float | None = None
+    advantage: float | None = None
+
+    @classmethod
+    def from_generation(cls, gen: Generation, action: Action, **kw) -> "Step":
+        return cls(text=gen.text, action=action, token_ids=gen.token_ids, logprobs=gen.logprobs,
+                   finish_reason=gen.finish_reason, **kw)
+
+
+@dataclass(frozen=True)
 class Transcript:
     """A finished (or running) consultation.
 
@@ -209,6 +273,9 @@ class Transcript:
     ``"answer"`` (the doctor answered: gymnasium's *terminated*), ``"budget"`` (it asked past its question budget:
     *truncated*) or ``"invalid"`` (unreadable output twice in a row: also *truncated*). After ``"budget"`` and
     ``"invalid"`` the answer was forced by the environment's fallback rule. ``invalid`` counts unreadable outputs.
+    ``steps`` holds every doctor output in order (including unreadable ones and the forced answer, marked
+    ``policy=False``); ``sample`` is the index of this consultation among the case's sampled group (0 for a single
+    run), so records are keyed by ``(case_id, sample)``.
     """
 
     case_id: str
@@ -220,6 +287,12 @@ class Transcript:
     n_outputs: int = 0
     doctor: str = ""
     given: tuple[int, ...] = ()
+    steps: tuple[Step, ...] = ()
+    sample: int = 0
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.case_id, self.sample)
 
     @property
     def terminated(self) -> bool:
@@ -252,6 +325,8 @@ class DoctorView:
 
     ``known_facts`` are the facts the patient's replies revealed so far (the same texts the doctor read in the
     replies), so a doctor that answers through a scorer uses exactly what it was told, nothing hidden.
+    ``steps`` are the doctor's own outputs so far, unreadable ones included (the chat rendering shows them, so
+    that the consultation is one growing conversation); empty where only the question-reply turns are known.
     """
 
     case_id: str
@@ -262,6 +337,7 @@ class DoctorView:
     known_facts: tuple[Fact, ...]
     questions_left: int
     initial_findings: tuple[Finding, ...] = ()
+    steps: tuple["Step", ...] = ()
 
     @property
     def letters(self) -> tuple[str, ...]:
@@ -288,6 +364,9 @@ class Sampling:
     seed: int | None = None
     n: int = 1
     beams: int = 1  # > 1 (temperature 0): beam search, the n completions are the n best beams (LLM.supports_beams)
+    # One seed per chat: each chat's samples are drawn from its own generator (sample k of chat i from
+    # (seeds[i], k)), so a chat's completions do not depend on the other chats in the batch. Overrides ``seed``.
+    seeds: tuple[int, ...] = ()
 
 
 # ---- seams ------------------------------------------------------------------------------------------------------
@@ -316,8 +395,25 @@ class Patient(Protocol):
 
 
 class Doctor(Protocol):
-    """Produces the next doctor turn as text (``ASK: ...`` or ``ANSWER: X``), parsed by ``promed.doctor.actions``."""
+    """Produces the next doctor turn (``ASK: ...`` or ``ANSWER: X``), parsed by ``promed.doctor.actions``.
+
+    ``rngs`` holds one generator per view (the episode's own doctor stream, seeded from (run seed, case id, sample
+    index)), so a doctor's random choices never depend on the batch it runs in; a single generator is accepted
+    too and then shared by the batch (see :func:`per_view`). LLM doctors return :class:`Generation` (text plus the
+    sampled ids and log-probs); rule-based doctors may return plain text.
+    """
 
     name: str
 
-    def act(self, views: Sequence[DoctorView], rng: np.random.Generator) -> list[str]: ...
+    def act(self, views: Sequence[DoctorView],
+            rngs: "Sequence[np.random.Generator] | np.random.Generator") -> "list[Generation | str]": ...
+
+
+def per_view(rngs: "Sequence[np.random.Generator] | np.random.Generator", n: int) -> list[np.random.Generator]:
+    """One generator per view: a sequence is checked for length, a single generator is shared by all ``n``."""
+    if isinstance(rngs, np.random.Generator):
+        return [rngs] * n
+    rngs = list(rngs)
+    if len(rngs) != n:
+        raise ValueError(f"got {len(rngs)} generators for {n} views")
+    return rngs

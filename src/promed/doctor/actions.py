@@ -1,26 +1,32 @@
-"""The one doctor action grammar and its parser.
+"""The one doctor action grammar: its strict parser, its format reward and the one rule for "asked before".
 
-Grammar (what every doctor is prompted and trained to emit)::
+Grammar (what every doctor is prompted and trained to emit; one line)::
 
     ASK: <one question for the patient>
     ANSWER: <option letter>
 
-:func:`parse_action` is tolerant, by these rules, applied in order:
+The keyword must open the turn (after optional whitespace) and is followed by a colon; keywords are
+case-insensitive. A lenient parser is a reward the policy learns to exploit under RL, so everything outside the
+grammar is invalid; the only tolerances are the ones real models need, each one tested:
 
-1. Markdown emphasis and code marks (``*``, ``_``, backticks, ``#``) are removed and whitespace trimmed;
-   keywords are case-insensitive.
-2. The first keyword found wins. Keywords for asking: ``ASK``, ``QUESTION``, ``Q``; for answering: ``ANSWER``,
-   ``FINAL ANSWER``, ``THE ANSWER IS``, ``ANSWER IS``. The keyword may be followed by ``:``, ``-`` or whitespace.
-3. An asked question runs to the end of its line (models often go on to invent the patient's reply on the next
-   line, which is discarded). An empty question is invalid.
-4. An answer is read from the text after the keyword as a letter in the forms ``C``, ``(C)``, ``C.``, ``C)``,
-   ``Option C``, or, failing that, as an option text matched exactly (case-insensitive) or contained at the start.
-   A letter that is not one of the case's options is invalid.
-5. With no keyword at all: a lone letter (``C``, ``(C)``, ``C.``) is an answer; a single line ending in ``?`` (with at least
-   one word) is a question; anything else is invalid.
+1. Surrounding whitespace, and one trailing line break (generation stops at the line's end), are ignored.
+2. Markdown emphasis around the whole turn or the keyword (``**ANSWER:** C``, ``*ASK: ...*``), as instruction
+   models write it.
+3. ``ANSWER``: the letter may be wrapped as ``(C)`` or ``[C]``, be lower case, and be followed by a period
+   (``C.``); it may be followed by the option's text (``C. Asthma``, ``C) Asthma``, ``C: Asthma``, ``C - Asthma``)
+   or preceded by it (``Asthma (C)``), and the option's text alone names its letter (``ANSWER: Asthma``). Option
+   texts are compared after :func:`normalise_text`; a text that names another option than the letter is invalid.
 
-Invalid output never raises: it becomes :class:`promed.types.Invalid` with a reason, and the environment counts
-it, lets the doctor retry once, then ends the episode with a forced answer.
+Invalid, with the reason recorded: no keyword at the start (``Could you answer a few questions?``), text after the
+first line, an empty question, a question that itself opens with a keyword (``ASK: ANSWER: B``: two actions), a
+letter that is not one of the case's options, an answer that names no option.
+
+:func:`format_reward` scores the format (1 valid, 0 invalid) from the same parser, so the format is defined once.
+:func:`normalise_question` is the one rule every "was this asked before?" check uses (the no-repeat decoding rule,
+the random doctors, MCTS, the SIG of repeated questions).
+
+Invalid output never raises: it becomes :class:`promed.types.Invalid` with a reason, and the environment records
+it as a step, lets the doctor retry, then ends the episode with a forced answer.
 """
 
 from __future__ import annotations
@@ -30,58 +36,88 @@ from typing import Sequence
 
 from promed.types import Action, Answer, Ask, Invalid, Option
 
-_MARKUP = re.compile(r"[*_`#]+")
-_KEYWORD = re.compile(
-    r"(?:(?P<answer>\bfinal\s+answer\b|\bthe\s+answer\s+is\b|\banswer\s+is\b|\banswer\b)"
-    r"|(?P<ask>\bask\b|\bquestion\b|\bq\b))"
-    r"\s*[:\-]?\s*",
-    re.IGNORECASE,
+_EMPH = "*_`"
+_TURN = re.compile(r"^(?P<kw>ask|answer)[*_`]*\s*:(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
+_KEYWORD_START = re.compile(r"^[*_`\s]*(?:ask|answer)\s*:", re.IGNORECASE)
+_LETTER_ONLY = re.compile(r"^(?:\((?P<a>[A-Za-z])\)|\[(?P<b>[A-Za-z])\]|(?P<c>[A-Za-z]))\.?$")
+_LETTER_THEN_TEXT = re.compile(
+    r"^(?:\((?P<a>[A-Za-z])\)|\[(?P<b>[A-Za-z])\]|(?P<c>[A-Za-z])(?=\s*[.):\-]))\s*[.):\-]?\s*(?P<text>\S.*)$"
 )
-_LETTER = re.compile(r"^\(?\s*(?:option\s+)?([A-Za-z])\s*(?:[).:,]|$|\s)", re.IGNORECASE)
-_LONE_LETTER = re.compile(r"^\(?([A-Za-z])\)?\.?$")
+_TEXT_THEN_LETTER = re.compile(r"^(?P<text>\S.*?)\s*\((?P<l>[A-Za-z])\)\.?$")
 
 
-def _clean(text: str) -> str:
-    return _MARKUP.sub("", text).strip()
+def normalise_text(text: str) -> str:
+    """Case-folded, whitespace collapsed, surrounding punctuation and emphasis removed."""
+    return " ".join(text.split()).casefold().strip(" .,;:!?*_`\"'")
 
 
-def _read_letter(rest: str, options: Sequence[Option]) -> Answer | Invalid:
-    letters = {o.letter.upper() for o in options}
-    rest = rest.strip()
-    m = _LETTER.match(rest)
-    if m and m.group(1).upper() in letters:
-        return Answer(m.group(1).upper())
-    low = rest.lower().rstrip(".")
-    for o in options:
-        if low == o.text.lower() or (o.text and low.startswith(o.text.lower())):
-            return Answer(o.letter)
+def normalise_question(question: str) -> str:
+    """The key under which two questions count as the same question (repeats earn nothing, are not re-asked)."""
+    return normalise_text(question)
+
+
+def _strip_emphasis(text: str) -> str:
+    return text.strip().strip(_EMPH).strip()
+
+
+def _letter(m: re.Match) -> str:
+    return next(g for g in (m.group("a"), m.group("b"), m.group("c")) if g).upper()
+
+
+def _read_answer(rest: str, options: Sequence[Option]) -> Answer | Invalid:
+    letters = {o.letter.upper(): o for o in options}
+    by_text = {normalise_text(o.text): o.letter.upper() for o in options if o.text}
+    rest = _strip_emphasis(rest)
+    if not rest:
+        return Invalid(rest, "ANSWER with no option")
+    m = _LETTER_ONLY.match(rest)
     if m:
-        return Invalid(rest, f"letter {m.group(1).upper()!r} is not an option")
+        letter = _letter(m)
+        return Answer(letter) if letter in letters else Invalid(rest, f"letter {letter!r} is not an option")
+    text_letter = by_text.get(normalise_text(rest))
+    if text_letter:
+        return Answer(text_letter)
+    for pattern in (_LETTER_THEN_TEXT, _TEXT_THEN_LETTER):
+        m = pattern.match(rest)
+        if not m:
+            continue
+        letter = _letter(m) if pattern is _LETTER_THEN_TEXT else m.group("l").upper()
+        if letter not in letters:
+            return Invalid(rest, f"letter {letter!r} is not an option")
+        named = by_text.get(normalise_text(m.group("text")))
+        if named == letter:
+            return Answer(letter)
+        if named is not None:
+            return Invalid(rest, f"letter {letter!r} but the text names option {named!r}")
+        return Invalid(rest, f"text after letter {letter!r} is not that option's text")
     return Invalid(rest, "answer names no option")
 
 
 def parse_action(text: str, options: Sequence[Option]) -> Action:
-    """Parse one doctor output into :class:`Ask`, :class:`Answer` or :class:`Invalid` (see module rules)."""
-    clean = _clean(text)
-    if not clean:
+    """Parse one doctor output into :class:`Ask`, :class:`Answer` or :class:`Invalid` (module rules)."""
+    body = text.strip()
+    if not body:
         return Invalid(text, "empty output")
-    m = _KEYWORD.search(clean)
-    if m:
-        rest = clean[m.end():]
-        if m.group("ask"):
-            question = rest.splitlines()[0].strip() if rest.strip() else ""
-            if not question:
-                return Invalid(text, "ASK with no question")
-            return Ask(question)
-        res = _read_letter(rest.splitlines()[0] if rest.strip() else "", options)
-        return res if isinstance(res, Answer) else Invalid(text, res.reason)
-    first = clean.splitlines()[0].strip()
-    lone = _LONE_LETTER.match(first)
-    if lone and lone.group(1).upper() in {o.letter.upper() for o in options}:
-        return Answer(lone.group(1).upper())
-    if len(clean.splitlines()) == 1 and first.endswith("?") and re.search(r"[A-Za-z]{2,}", first):
-        return Ask(first)
-    return Invalid(text, "no ASK or ANSWER")
+    if "\n" in body:
+        return Invalid(text, "more than one line")
+    m = _TURN.match(_strip_emphasis(body))
+    if m is None:
+        return Invalid(text, "does not start with ASK: or ANSWER:")
+    rest = m.group("rest")
+    if m.group("kw").lower() == "ask":
+        question = _strip_emphasis(rest)
+        if not re.search(r"[A-Za-z]{2,}", question):
+            return Invalid(text, "ASK with no question")
+        if _KEYWORD_START.match(question):
+            return Invalid(text, "two actions in one turn")
+        return Ask(" ".join(question.split()))
+    res = _read_answer(rest, options)
+    return res if isinstance(res, Answer) else Invalid(text, res.reason)
+
+
+def format_reward(text: str, options: Sequence[Option]) -> float:
+    """1.0 when ``text`` is a valid turn of the grammar (a question, or an answer naming an option), else 0.0."""
+    return 0.0 if isinstance(parse_action(text, options), Invalid) else 1.0
 
 
 def format_action(action: Ask | Answer) -> str:

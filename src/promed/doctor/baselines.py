@@ -22,8 +22,9 @@ from typing import Sequence
 
 import numpy as np
 
+from promed.doctor.actions import parse_action
 from promed.doctor.questions import candidate_questions
-from promed.types import DoctorView, Sampling, Scorer
+from promed.types import Ask, DoctorView, Generation, Sampling, Scorer, per_view
 
 
 def answer_texts(scorer: Scorer, views: Sequence[DoctorView]) -> list[str]:
@@ -40,7 +41,7 @@ class ReactiveDoctor:
     def __init__(self, scorer: Scorer, name: str = "reactive"):
         self.scorer, self.name = scorer, name
 
-    def act(self, views: Sequence[DoctorView], rng: np.random.Generator) -> list[str]:
+    def act(self, views: Sequence[DoctorView], rngs) -> list[str]:
         return answer_texts(self.scorer, views)
 
 
@@ -51,9 +52,9 @@ class RandomQuestionDoctor:
         self.scorer, self.k = scorer, k
         self.name = name or f"random-{k}"
 
-    def act(self, views: Sequence[DoctorView], rng: np.random.Generator) -> list[str]:
+    def act(self, views: Sequence[DoctorView], rngs) -> list[str]:
         out: list[str | None] = []
-        for v in views:
+        for v, rng in zip(views, per_view(rngs, len(views))):
             pool = candidate_questions(v)
             if len(v.turns) < self.k and v.questions_left > 0 and pool:
                 out.append(f"ASK: {pool[int(rng.integers(len(pool)))]}")
@@ -62,7 +63,8 @@ class RandomQuestionDoctor:
         return _fill_answers(self.scorer, views, out)
 
 
-def _fill_answers(scorer: Scorer, views: Sequence[DoctorView], out: list[str | None]) -> list[str]:
+def _fill_answers(scorer: Scorer, views: Sequence[DoctorView],
+                  out: list[str | Generation | None]) -> list[str | Generation]:
     idx = [i for i, t in enumerate(out) if t is None]
     for i, text in zip(idx, answer_texts(scorer, [views[i] for i in idx])):
         out[i] = text
@@ -80,14 +82,14 @@ class ScorerAnswers:
     def __init__(self, inner, scorer: Scorer, name: str):
         self.inner, self.scorer, self.name = inner, scorer, name
 
-    def act(self, views: Sequence[DoctorView], rng: np.random.Generator) -> list[str]:
-        from promed.doctor.actions import parse_action
-        from promed.types import Ask
+    def with_sampling(self, sampling: Sampling) -> "ScorerAnswers":
+        return ScorerAnswers(self.inner.with_sampling(sampling), self.scorer, self.name)
 
-        texts = self.inner.act(views, rng)
-        out: list[str | None] = [
-            t if v.questions_left > 0 and isinstance(parse_action(t, v.options), Ask) else None
-            for v, t in zip(views, texts)
+    def act(self, views: Sequence[DoctorView], rngs) -> list[str | Generation]:
+        outputs = self.inner.act(views, rngs)
+        out: list[str | Generation | None] = [
+            o if v.questions_left > 0 and isinstance(parse_action(Generation.of(o).text, v.options), Ask) else None
+            for v, o in zip(views, outputs)
         ]
         return _fill_answers(self.scorer, views, out)
 
@@ -120,9 +122,10 @@ class AbstainDoctor:
         k = np.array([len(v.options) for v in views])
         return 1.0 + 4.0 * np.clip((top - 1.0 / k) / (1.0 - 1.0 / k), 0.0, 1.0)
 
-    def act(self, views: Sequence[DoctorView], rng: np.random.Generator) -> list[str]:
+    def act(self, views: Sequence[DoctorView], rngs) -> list[str]:
         if not views:
             return []
+        rngs = per_view(rngs, len(views))
         conf = self.confidence(views)
         out: list[str | None] = [None] * len(views)
         ask = [i for i, v in enumerate(views) if v.questions_left > 0 and conf[i] < self.threshold]
@@ -134,14 +137,15 @@ class AbstainDoctor:
                 chat = view_to_chat(views[i])
                 chat[-1] = {"role": "user", "content": chat[-1]["content"] + "\nAsk your next question."}
                 chats.append(chat)
-            texts = self.llm.generate(chats, Sampling(max_new_tokens=40, seed=int(rng.integers(2**31 - 1))))
-            for i, t in zip(ask, texts):
-                out[i] = _as_question(t)
+            seeds = tuple(int(rngs[i].integers(2**63 - 1)) for i in ask)
+            gens = self.llm.generate(chats, Sampling(max_new_tokens=40, seeds=seeds))
+            for i, g in zip(ask, gens):
+                out[i] = _as_question(g.text)
         else:
             for i in ask:
                 pool = candidate_questions(views[i])
                 if pool:
-                    out[i] = f"ASK: {pool[int(rng.integers(len(pool)))]}"
+                    out[i] = f"ASK: {pool[int(rngs[i].integers(len(pool)))]}"
         return _fill_answers(self.scorer, views, out)
 
 

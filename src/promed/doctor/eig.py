@@ -37,7 +37,7 @@ from promed.data.synthclinic.posterior import (
 )
 from promed.data.synthclinic.questions import finding_of_question
 from promed.data.synthclinic import kb
-from promed.types import DoctorView
+from promed.types import DoctorView, per_view
 
 
 @dataclass(frozen=True)
@@ -71,14 +71,14 @@ class GreedyEIGDoctor:
         self.config = config or EIGConfig()
         self.scorer = BayesScorer()
 
-    def plan(self, views: Sequence[DoctorView], rng: np.random.Generator) -> list[Plan]:
-        """Posterior, gains and choice for each view (one batched posterior call)."""
+    def plan(self, views: Sequence[DoctorView], rngs) -> list[Plan]:
+        """Posterior, gains and choice for each view (one batched posterior call); ``rngs``: one per view, or one."""
         if not views:
             return []
         cfg, m = self.config, model()
         posts = self.scorer.probs([v.query() for v in views])
         plans = []
-        for v, post in zip(views, posts):
+        for v, post, rng in zip(views, posts, per_view(rngs, len(views))):
             opt = option_indices(v.options)
             init = parse_initial(v.initial_findings)
             cand = relevant_findings(opt)
@@ -101,9 +101,10 @@ class GreedyEIGDoctor:
             plans.append(Plan(post, gains, choice))
         return plans
 
-    def act(self, views: Sequence[DoctorView], rng: np.random.Generator) -> list[str]:
+    def act(self, views: Sequence[DoctorView], rngs) -> list[str]:
         out = []
-        for v, p in zip(views, self.plan(views, rng)):
+        rngs = per_view(rngs, len(views))
+        for v, p, rng in zip(views, self.plan(views, rngs), rngs):
             if p.choice is not None:
                 out.append(f"ASK: {kb.FINDINGS[p.choice].question}")
             else:

@@ -12,8 +12,9 @@ from typing import Sequence
 
 import numpy as np
 
+from promed.doctor.actions import normalise_question, parse_action
 from promed.llm.base import LLM
-from promed.types import Chat, DoctorView, Message, Sampling
+from promed.types import Ask, Chat, DoctorView, Generation, Invalid, Message, Sampling, per_view
 
 SYSTEM_PROMPT = (
     "You are a careful physician in a consultation. You see the patient's initial information and a "
@@ -43,19 +44,37 @@ def case_message(view: DoctorView) -> str:
     return "\n".join(lines)
 
 
+INVALID_NOTE = "That is not a valid turn ({reason}). Reply with one line: 'ASK: <question>' or 'ANSWER: <letter>'."
+
+
 def view_to_chat(view: DoctorView, system: str = SYSTEM_PROMPT) -> Chat:
-    """Render a consultation state as HF chat messages ending with a user turn (the doctor speaks next)."""
+    """Render a consultation state as HF chat messages ending with a user turn (the doctor speaks next).
+
+    With ``view.steps`` (live consultations) every doctor output appears as it was produced, its exact text, and
+    an unreadable one is followed by a note naming the problem, so the conversation only ever grows: each prompt
+    extends the previous prompt and the doctor's output (what :mod:`promed.train.render` relies on). Without steps
+    (search trajectories) each turn is the canonical ``ASK: <question>``.
+    """
     msgs: list[Message] = [{"role": "system", "content": system}]
     first = case_message(view)
     n = len(view.turns)
-    if n == 0:
-        msgs.append({"role": "user", "content": f"{first}\n{_budget_line(view.questions_left)}"})
+    total = view.questions_left + n
+    msgs.append({"role": "user", "content": f"{first}\n{_budget_line(total)}"})
+    if not view.steps:
+        for k, turn in enumerate(view.turns):
+            msgs.append({"role": "assistant", "content": f"ASK: {turn.question}"})
+            msgs.append({"role": "user", "content": f"{turn.reply}\n{_budget_line(total - k - 1)}"})
         return msgs
-    msgs.append({"role": "user", "content": f"{first}\n{_budget_line(view.questions_left + n)}"})
-    for k, turn in enumerate(view.turns):
-        left = view.questions_left + n - k - 1
-        msgs.append({"role": "assistant", "content": f"ASK: {turn.question}"})
-        msgs.append({"role": "user", "content": f"{turn.reply}\n{_budget_line(left)}"})
+    for step in view.steps:
+        if not step.policy:
+            break
+        msgs.append({"role": "assistant", "content": step.text})
+        if step.turn is not None:
+            turn = view.turns[step.turn]
+            msgs.append({"role": "user", "content": f"{turn.reply}\n{_budget_line(total - step.turn - 1)}"})
+        elif isinstance(step.action, Invalid):
+            note = INVALID_NOTE.format(reason=step.action.reason)
+            msgs.append({"role": "user", "content": f"{note}\n{_budget_line(total - step.questions_before)}"})
     return msgs
 
 
@@ -77,34 +96,34 @@ class LLMDoctor:
         self.sampling = sampling
         self.no_repeat = no_repeat
 
-    def act(self, views: Sequence[DoctorView], rng: np.random.Generator) -> list[str]:
-        seed = int(rng.integers(2**31 - 1))
-        sampling = self.sampling if self.sampling.seed is not None else _with_seed(self.sampling, seed)
+    def with_sampling(self, sampling: Sampling) -> "LLMDoctor":
+        """The same doctor with other decoding settings (``max_new_tokens`` kept unless ``sampling`` sets it)."""
+        return LLMDoctor(self.llm, self.name, sampling, self.no_repeat)
+
+    def act(self, views: Sequence[DoctorView], rngs) -> list[Generation]:
+        """One generation per view; chat ``i`` samples from a seed drawn from ``rngs[i]`` (batch-independent)."""
+        rngs = per_view(rngs, len(views))
+        seeds = tuple(int(r.integers(2**63 - 1)) for r in rngs)
+        sampling = replace(self.sampling, seeds=seeds, seed=None)
         chats = [view_to_chat(v) for v in views]
-        texts = self.llm.generate(chats, sampling)
-        again = [i for i, (v, t) in enumerate(zip(views, texts)) if _repeats(v, t)] if self.no_repeat else []
+        gens = [Generation.of(g) for g in self.llm.generate(chats, sampling)]
+        again = [i for i, (v, g) in enumerate(zip(views, gens)) if _repeats(v, g.text)] if self.no_repeat else []
         if again:
             k = self.no_repeat
             if getattr(self.llm, "supports_beams", False) and k > 1:
-                alt = replace(sampling, temperature=0.0, n=k, beams=k)
+                alt = replace(sampling, temperature=0.0, n=k, beams=k, seeds=())
             else:
-                alt = replace(sampling, temperature=1.0, n=k, seed=int(rng.integers(2**31 - 1)))
-            cands = self.llm.generate([chats[i] for i in again], alt)
+                alt = replace(sampling, temperature=1.0, n=k,
+                              seeds=tuple(int(rngs[i].integers(2**63 - 1)) for i in again))
+            cands = [Generation.of(g) for g in self.llm.generate([chats[i] for i in again], alt)]
             for j, i in enumerate(again):
-                fresh = [t for t in cands[j * k:(j + 1) * k] if not _repeats(views[i], t)]
+                fresh = [g for g in cands[j * k:(j + 1) * k] if not _repeats(views[i], g.text)]
                 if fresh:
-                    texts[i] = fresh[0]
-        return texts
+                    gens[i] = fresh[0]
+        return gens
 
 
 def _repeats(view: DoctorView, text: str) -> bool:
-    from promed.doctor.actions import parse_action
-    from promed.types import Ask
-
     action = parse_action(text, view.options)
-    asked = {t.question.strip().lower() for t in view.turns}
-    return isinstance(action, Ask) and action.question.strip().lower() in asked
-
-
-def _with_seed(s: Sampling, seed: int) -> Sampling:
-    return replace(s, seed=seed)
+    return isinstance(action, Ask) and normalise_question(action.question) in {
+        normalise_question(t.question) for t in view.turns}

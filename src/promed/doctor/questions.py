@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from promed.doctor.actions import normalise_question
 from promed.types import DoctorView
 
 GENERIC_QUESTIONS: tuple[str, ...] = (
@@ -47,12 +48,12 @@ GENERIC_QUESTIONS: tuple[str, ...] = (
 
 def candidate_questions(view: DoctorView) -> list[str]:
     """Questions not yet asked in this consultation, from the case's pool (see the module docstring)."""
-    asked = {t.question for t in view.turns}
+    asked = {normalise_question(t.question) for t in view.turns}
     if all(o.key for o in view.options):
         from promed.data.synthclinic.questions import candidate_questions as synth_candidates, finding_of_question
 
         known = {f.finding.code for f in view.known_facts if f.finding}
         known |= {c for c in (finding_of_question(t.question) for t in view.turns) if c}
         pool = synth_candidates(view.options, known, initial_findings=view.initial_findings)
-        return [q for _, q in pool if q not in asked]
-    return [q for q in GENERIC_QUESTIONS if q not in asked]
+        return [q for _, q in pool if normalise_question(q) not in asked]
+    return [q for q in GENERIC_QUESTIONS if normalise_question(q) not in asked]

@@ -10,24 +10,20 @@ anything is written.
 from __future__ import annotations
 
 import dataclasses
-import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 from promed.config import EvalConfig
 from promed.data.sources import load_data
 from promed.doctor.registry import DoctorEntry, build_doctor
-from promed.env.rollout import run_episodes
-from promed.eval.metrics import Metrics, compute_metrics
+from promed.env.rollout import Episode, run_consultations
+from promed.eval.metrics import Metrics, compute_metrics, group_metrics
 from promed.eval.records import transcript_from_json, transcript_to_json
 from promed.eval.report import markdown_table
-from promed.io import JsonlAppender, atomic_write_json, atomic_write_text, manifest, read_jsonl, repair_jsonl
+from promed.io import JsonlAppender, atomic_write_json, atomic_write_text, manifest, read_jsonl, repair_jsonl, safe_name
 from promed.runtime import RunModels, is_synthetic
 from promed.types import Case, Transcript
-
-
-def safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "doctor"
 
 
 def run_eval(cfg: EvalConfig, progress: bool = True, sig_annotator=None) -> dict[str, Metrics]:
@@ -64,12 +60,36 @@ def run_eval(cfg: EvalConfig, progress: bool = True, sig_annotator=None) -> dict
 
 def _run_doctor(entry: DoctorEntry, cases: list[Case], by_id: dict[str, Case], patient, cfg: EvalConfig, out: Path,
                 progress: bool, sig_annotator, skipped: dict[str, int]) -> Metrics:
-    path = out / "transcripts" / f"{safe_name(entry.name)}.jsonl"
-    repair_jsonl(path)
-    done = {rec["id"] for rec in read_jsonl(path)}
-    todo = [c for c in cases if c.id not in done]
+    """The greedy run (``<doctor>.jsonl``) and, with ``--samples``/``--temperature``, the sampled groups
+    (``<doctor>.samples.jsonl``); both resume by ``(case id, sample index)``."""
     env_cfg = dataclasses.replace(cfg.env, reveal_all=entry.reveal_all)
-    with JsonlAppender(path) as sink, _progress(progress, entry.name, len(cases), len(cases) - len(todo)) as tick:
+    path = out / "transcripts" / f"{safe_name(entry.name)}.jsonl"
+    trs, n_facts = _run_records(path, [Episode(c) for c in cases], entry.doctor, entry.name, by_id, patient,
+                                env_cfg, cfg, progress, sig_annotator)
+    metrics = compute_metrics(trs, n_facts, skipped, with_sig=sig_annotator is not None)
+    if cfg.samples > 1 or cfg.temperature > 0:
+        doctor = entry.doctor
+        if hasattr(doctor, "with_sampling"):
+            doctor = doctor.with_sampling(replace(doctor.sampling, temperature=cfg.temperature))
+        spath = out / "transcripts" / f"{safe_name(entry.name)}.samples.jsonl"
+        episodes = [Episode(c, s) for c in cases for s in range(cfg.samples)]
+        strs, _ = _run_records(spath, episodes, doctor, f"{entry.name} x{cfg.samples}", by_id, patient, env_cfg, cfg,
+                               progress, sig_annotator)
+        groups: dict[str, list[Transcript]] = {}
+        for t in strs:
+            groups.setdefault(t.case_id, []).append(t)
+        mean, pass_k = group_metrics(list(groups.values()))
+        metrics = dataclasses.replace(metrics, samples=cfg.samples, sampled_accuracy=mean, pass_at_k=pass_k)
+    return metrics
+
+
+def _run_records(path: Path, episodes: list[Episode], doctor, label: str, by_id: dict[str, Case], patient,
+                 env_cfg, cfg: EvalConfig, progress: bool, sig_annotator) -> tuple[list[Transcript], list[int]]:
+    """Run the episodes not yet in ``path`` (appending each as it ends); return every wanted record, in order."""
+    repair_jsonl(path)
+    recs = {(r["id"], int(r.get("sample", 0))): r for r in read_jsonl(path)}
+    todo = [e for e in episodes if (e.case.id, e.sample) not in recs]
+    with JsonlAppender(path) as sink, _progress(progress, label, len(episodes), len(episodes) - len(todo)) as tick:
         def on_done(tr: Transcript) -> None:
             case = by_id[tr.case_id]
             if sig_annotator is not None:
@@ -77,10 +97,10 @@ def _run_doctor(entry: DoctorEntry, cases: list[Case], by_id: dict[str, Case], p
             sink.write(transcript_to_json(case, tr, env_cfg.max_questions))
             tick()
 
-        run_episodes(todo, entry.doctor, patient, env_cfg, seed=cfg.seed, batch_size=cfg.batch_size, on_done=on_done)
-    records = [transcript_from_json(rec) for rec in read_jsonl(path) if rec["id"] in by_id]
-    trs = [t for t, _ in records]
-    return compute_metrics(trs, [n for _, n in records], skipped, with_sig=sig_annotator is not None)
+        run_consultations(todo, doctor, patient, env_cfg, seed=cfg.seed, batch_size=cfg.batch_size, on_done=on_done)
+    recs = {(r["id"], int(r.get("sample", 0))): r for r in read_jsonl(path)}
+    pairs = [transcript_from_json(recs[(e.case.id, e.sample)]) for e in episodes]
+    return [t for t, _ in pairs], [n for _, n in pairs]
 
 
 class _progress:

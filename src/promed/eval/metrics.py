@@ -28,7 +28,9 @@ class Metrics:
     consultation; fact_recall: mean share of a case's hidden facts revealed; invalid_rate: unreadable outputs per
     doctor output; truncated_rate: share of consultations that ran past the question budget (answer forced);
     mean_sig: mean SIG per question asked; total_sig: mean cumulative SIG per consultation (``None`` without SIG);
-    n: consultations; skipped: unusable input cases, by reason.
+    n: consultations; skipped: unusable input cases, by reason. With sampled groups (``promed eval --samples G``):
+    samples: G; sampled_accuracy: mean accuracy over the G sampled consultations of every case; pass_at_k: share of
+    cases with at least one correct sampled consultation (pass@G). The other fields describe the greedy run.
     """
 
     accuracy: float
@@ -41,6 +43,9 @@ class Metrics:
     total_sig: float | None
     n: int
     skipped: dict[str, int]
+    samples: int = 1
+    sampled_accuracy: float | None = None
+    pass_at_k: float | None = None
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -72,3 +77,11 @@ def compute_metrics(
         n=n,
         skipped=dict(skipped or {}),
     )
+
+
+def group_metrics(groups: Sequence[Sequence[Transcript]]) -> tuple[float, float]:
+    """(mean accuracy over every sampled consultation, pass@G: share of groups with a correct consultation)."""
+    flat = [bool(t.correct) for g in groups for t in g]
+    if not flat:
+        return 0.0, 0.0
+    return sum(flat) / len(flat), sum(any(bool(t.correct) for t in g) for g in groups) / len(groups)

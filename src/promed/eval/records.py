@@ -1,38 +1,64 @@
 """Transcript records on disk: chat-format JSONL that ``datasets`` and TRL read directly.
 
-One line per consultation::
+One line per consultation, keyed by ``(id, sample)``::
 
-    {"id", "doctor", "gold", "answer", "correct", "end", "invalid", "n_outputs", "n_facts",
-     "messages": [...HF chat messages, doctor turns as assistant...],
-     "turns": [{"question", "reply", "revealed", "new", "sig", "weights"}, ...]}
+    {"id", "sample", "doctor", "gold", "answer", "correct", "end", "invalid", "n_outputs", "n_facts", "given",
+     "messages": [...HF chat messages: every doctor output as an assistant message, exactly as produced...],
+     "turns": [{"question", "reply", "revealed", "new", "sig", "weights"}, ...],
+     "steps": [{"text", "action", "value", "reason", "policy", "turn", "questions_before", "finish_reason",
+                "token_ids", "logprobs"}, ...]}
+
+``messages`` end with the doctor's own answer; an answer the environment forced (budget exceeded, unreadable
+output) is not the doctor's and is not written as an assistant message: ``answer`` holds it and its step says
+``"policy": false``. ``steps`` hold every doctor output, unreadable ones included, with the sampled token ids and
+log-probabilities where the backend gave them.
 """
 
 from __future__ import annotations
 
 from promed.doctor.policy import view_to_chat
-from promed.types import Case, DoctorView, Transcript, Turn
+from promed.env.consultation import dialogue_view, transcript_state
+from promed.types import Answer, Ask, Case, DoctorView, Invalid, Step, Transcript, Turn
 
 
 def final_view(case: Case, tr: Transcript, max_questions: int) -> DoctorView:
-    known = set(tr.known)
-    return DoctorView(
-        case_id=case.id, initial=case.initial, question=case.question, options=case.options, turns=tr.turns,
-        known_facts=tuple(case.facts[i] for i in sorted(known)),
-        questions_left=max(0, max_questions - len(tr.turns)), initial_findings=case.initial_findings,
-    )
+    """The doctor's view at the end of ``tr`` (the facts it was told, every output it produced)."""
+    state = transcript_state(tr)
+    return dialogue_view(case, state, max_questions, tuple(s for s in tr.steps if s.policy))
 
 
 def transcript_messages(case: Case, tr: Transcript, max_questions: int) -> list[dict]:
-    """The consultation as chat messages, ending with the doctor's final answer."""
+    """The consultation as chat messages, ending with the doctor's own final answer (if it gave one)."""
     msgs = view_to_chat(final_view(case, tr, max_questions))
-    if tr.answer is not None:
+    if not tr.steps and tr.answer is not None and tr.end == "answer":  # search trajectories: canonical turns
         msgs.append({"role": "assistant", "content": f"ANSWER: {tr.answer}"})
     return msgs
+
+
+def step_to_json(s: Step) -> dict:
+    a = s.action
+    kind, value = (("ask", a.question) if isinstance(a, Ask) else ("answer", a.letter) if isinstance(a, Answer)
+                   else ("invalid", None))
+    return {"text": s.text, "action": kind, "value": value, "reason": a.reason if isinstance(a, Invalid) else None,
+            "policy": s.policy, "turn": s.turn, "questions_before": s.questions_before,
+            "finish_reason": s.finish_reason, "token_ids": list(s.token_ids),
+            "logprobs": None if s.logprobs is None else list(s.logprobs)}
+
+
+def step_from_json(d: dict) -> Step:
+    kind = d["action"]
+    action = (Ask(d["value"]) if kind == "ask" else Answer(d["value"]) if kind == "answer"
+              else Invalid(d["text"], d.get("reason") or ""))
+    lp = d.get("logprobs")
+    return Step(text=d["text"], action=action, token_ids=tuple(d.get("token_ids") or ()),
+                logprobs=None if lp is None else tuple(lp), finish_reason=d.get("finish_reason", ""),
+                policy=bool(d.get("policy", True)), turn=d.get("turn"), questions_before=d.get("questions_before", 0))
 
 
 def transcript_to_json(case: Case, tr: Transcript, max_questions: int) -> dict:
     return {
         "id": tr.case_id,
+        "sample": tr.sample,
         "doctor": tr.doctor,
         "gold": case.answer,
         "answer": tr.answer,
@@ -48,6 +74,7 @@ def transcript_to_json(case: Case, tr: Transcript, max_questions: int) -> dict:
              "sig": t.sig, "weights": list(t.weights)}
             for t in tr.turns
         ],
+        "steps": [step_to_json(s) for s in tr.steps],
     }
 
 
@@ -60,5 +87,6 @@ def transcript_from_json(rec: dict) -> tuple[Transcript, int]:
     )
     tr = Transcript(case_id=rec["id"], turns=turns, answer=rec["answer"], correct=rec["correct"], end=rec["end"],
                     invalid=rec["invalid"], n_outputs=rec["n_outputs"], doctor=rec["doctor"],
-                    given=tuple(rec.get("given", ())))
+                    given=tuple(rec.get("given", ())), steps=tuple(step_from_json(s) for s in rec.get("steps", ())),
+                    sample=int(rec.get("sample", 0)))
     return tr, int(rec["n_facts"])

@@ -8,16 +8,32 @@ COLUMNS = ("doctor", "accuracy", "95% CI", "questions", "fact recall", "SIG/ques
            "invalid", "truncated", "n")
 
 
-def _row(name: str, m: Metrics) -> list[str]:
+SAMPLED_COLUMNS = ("sampled acc", "pass@G")
+
+
+def _sampled(results: dict[str, Metrics]) -> bool:
+    return any(m.sampled_accuracy is not None for m in results.values())
+
+
+def _columns(results: dict[str, Metrics]) -> tuple[str, ...]:
+    return COLUMNS[:3] + SAMPLED_COLUMNS + COLUMNS[3:] if _sampled(results) else COLUMNS
+
+
+def _row(name: str, m: Metrics, sampled: bool = False) -> list[str]:
     sig = "-" if m.mean_sig is None else f"{m.mean_sig:.3f}"
     tot = "-" if m.total_sig is None else f"{m.total_sig:.3f}"
-    return [name, f"{m.accuracy:.3f}", f"[{m.ci95[0]:.3f}, {m.ci95[1]:.3f}]", f"{m.mean_questions:.2f}",
+    extra = []
+    if sampled:
+        extra = ["-", "-"] if m.sampled_accuracy is None else [
+            f"{m.sampled_accuracy:.3f}", f"{m.pass_at_k:.3f} (G={m.samples})"]
+    return [name, f"{m.accuracy:.3f}", f"[{m.ci95[0]:.3f}, {m.ci95[1]:.3f}]", *extra, f"{m.mean_questions:.2f}",
             f"{m.fact_recall:.3f}", sig, tot, f"{m.invalid_rate:.3f}", f"{m.truncated_rate:.3f}", str(m.n)]
 
 
 def markdown_table(results: dict[str, Metrics]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_row(name, m)) + " |" for name, m in results.items()]
+    cols, sampled = _columns(results), _sampled(results)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_row(name, m, sampled)) + " |" for name, m in results.items()]
     skipped = next(iter(results.values())).skipped if results else {}
     if skipped:
         lines.append("")
@@ -29,8 +45,8 @@ def rich_table(results: dict[str, Metrics], title: str = ""):
     from rich.table import Table
 
     table = Table(title=title or None)
-    for c in COLUMNS:
+    for c in _columns(results):
         table.add_column(c, justify="left" if c == "doctor" else "right")
     for name, m in results.items():
-        table.add_row(*_row(name, m))
+        table.add_row(*_row(name, m, _sampled(results)))
     return table

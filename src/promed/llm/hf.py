@@ -3,20 +3,31 @@ fast option scoring.
 
 * ``generate`` renders each chat with the tokenizer's chat template when it has one, else with the plain fallback
   :func:`render_plain` (``System: ...\\nUser: ...\\nAssistant:``; Gemma 3 270M base GGUF carries no template),
-  and decodes a left-padded batch greedily (``temperature == 0``) or by sampling seeded from ``Sampling.seed``.
+  and decodes a left-padded batch greedily (``temperature == 0``) or by sampling. It returns
+  :class:`promed.types.Generation` objects: the sampled ids (cut at a stop string on a token boundary, so that
+  ``text == decode(token_ids)``; ending with the end-of-turn id when the model emitted it) and each id's
+  log-probability under the sampling distribution (logits / temperature, before top-p truncation, as TRL
+  computes it; the plain logits when greedy). Sampling draws every row from its own ``torch.Generator`` (seeded
+  per chat from ``Sampling.seeds``), so a chat's sample does not depend on the other chats in the batch: the
+  choice is made in a logits processor (:class:`_RowSampler`) under greedy decoding, which keeps
+  ``model.generate``'s batching and caching.
 * ``score_options`` computes ``log P(option | prompt)`` summed over the option's tokens, then a softmax over the
   prompt's options. It is built for many prompts sharing a long prefix (one case scored with many fact subsets):
   see :mod:`promed.llm.packed_scoring` for the prefix-reuse algorithm (shared prefix run once, suffixes packed as
   a token trie with tree attention).
 
-Deviation from a bare ``model.generate``: the RNG used for sampling is forked (``torch.random.fork_rng``) and seeded
-per call, so generation never reads or changes the process's global torch RNG state.
+Generation never reads or changes the process's global torch RNG state.
+
+A backend built around a model it did not load (``HFBackend(model, tokenizer)``, e.g. a policy being trained)
+leaves the model's device, dtype and train/eval mode as they were (it switches to eval mode only for the duration
+of a call and restores the mode after) and always serves the model's current weights.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
 import secrets
 import shutil
 import warnings
@@ -35,7 +46,7 @@ from promed.llm.packed_scoring import (
     score_rows_naive,
     score_rows_packed,
 )
-from promed.types import Chat, Sampling
+from promed.types import Chat, Generation, Sampling
 
 
 @dataclass(frozen=True)
@@ -84,25 +95,35 @@ def render_plain(chat: Chat) -> str:
 
     Each message becomes ``<Role>: <content>`` on its own line(s) (roles capitalised: System, User, Assistant),
     and the text ends with ``Assistant:`` so the model continues as the assistant.
+    A message whose content already starts with whitespace (a model's own output after ``Assistant:``) is
+    appended without another space, so the rendering of a chat that includes a doctor's output extends the
+    prompt the doctor saw plus that output.
     """
-    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in chat]
+    lines = [f"{m['role'].capitalize()}:{'' if m['content'][:1].isspace() else ' '}{m['content']}" for m in chat]
     return "\n".join(lines + ["Assistant:"])
 
 
 class HFBackend:
     """An :class:`promed.llm.base.LLM` over a transformers causal LM and its tokenizer.
 
-    Build it from loaded objects (``HFBackend(model, tokenizer, name=...)``) or with :meth:`from_pretrained`.
+    Build it from loaded objects (``HFBackend(model, tokenizer, name=...)``: the model is used as it is, on its
+    device, in its dtype, and its train/eval mode is restored after every call) or with :meth:`from_pretrained`
+    (``owned=True``: the backend moves and casts the model it loaded as ``options`` say).
     """
 
     supports_beams = True
 
-    def __init__(self, model, tokenizer, *, name: str, options: HFOptions = HFOptions()):
+    def __init__(self, model, tokenizer, *, name: str, options: HFOptions = HFOptions(), owned: bool = False):
         self.name = name
         self.options = options
-        self.device = resolve_device(options.device)
-        self.dtype = resolve_dtype(options.dtype, self.device)
-        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.owned = owned
+        if owned:
+            self.device = resolve_device(options.device)
+            self.dtype = resolve_dtype(options.dtype, self.device)
+            self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        else:
+            param = next(model.parameters())
+            self.device, self.dtype, self.model = param.device, param.dtype, model
         self.tokenizer = tokenizer
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -120,7 +141,7 @@ class HFBackend:
         kw = {"gguf_file": gguf_file} if gguf_file else {}
         tok = AutoTokenizer.from_pretrained(path_or_id, **kw)
         model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=resolve_dtype(options.dtype, device), **kw)
-        return cls(model, tok, name=name or path_or_id, options=options)
+        return cls(model, tok, name=name or path_or_id, options=options, owned=True)
 
     @classmethod
     def from_gguf(cls, path: str | Path, *, name: str | None = None, options: HFOptions = HFOptions()) -> "HFBackend":
@@ -140,7 +161,7 @@ class HFBackend:
         model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
         if cache is not None:
             _save_converted(model, tok, cache)
-        return cls(model, tok, name=name or str(path), options=options)
+        return cls(model, tok, name=name or str(path), options=options, owned=True)
 
     def __repr__(self) -> str:
         return f"HFBackend(name={self.name!r}, device={self.device}, dtype={self.dtype})"
@@ -153,34 +174,46 @@ class HFBackend:
             return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
         return render_plain(chat)
 
-    def _encode_rendered(self, chat: Chat) -> list[int]:
+    def encode_prompt(self, chat: Chat) -> list[int]:
+        """The token ids of the prompt for ``chat``, exactly as generate() feeds them to the model."""
         # A chat template writes its own BOS, so special tokens are only added to the plain fallback.
         templated = bool(getattr(self.tokenizer, "chat_template", None))
         return self.tokenizer(self.render(chat), add_special_tokens=not templated)["input_ids"]
 
-    def generate(self, chats: Sequence[Chat], sampling: Sampling = Sampling()) -> list[str]:
-        """One completion per chat (``sampling.n`` per chat, chat-major: ``[c0s0, c0s1, ..., c1s0, ...]``).
+    def load_weights(self, model) -> None:
+        """Serve ``model``'s weights from now on (a model object: used as is; a state dict: copied in)."""
+        if isinstance(model, dict):
+            self.model.load_state_dict(model)
+        else:
+            self.model = model
+            self._runner = None
 
-        Stop strings are applied to the decoded text (the stop string itself is removed); generation also ends at
-        the model's end-of-sequence / end-of-turn tokens. ``sampling.beams > 1`` (temperature 0 only) runs beam
-        search of that width and returns each chat's ``n`` best beams, most likely first.
+    def generate(self, chats: Sequence[Chat], sampling: Sampling = Sampling()) -> list[Generation]:
+        """``sampling.n`` generations per chat, chat-major: ``[c0s0, c0s1, ..., c1s0, ...]``.
+
+        Generation ends at the model's end-of-sequence / end-of-turn ids or, on a token boundary, at the first token
+        that completes a stop string (that token is kept, so the text includes the stop string). ``sampling.beams
+        > 1`` (temperature 0 only) runs beam search of that width and returns each chat's ``n`` best beams, most
+        likely first (their ``logprobs`` are ``None``: beam search is an evaluation-time decoding rule).
         """
         beam = sampling.beams > 1
         if beam and (sampling.temperature > 0 or sampling.n > sampling.beams):
             raise ValueError("beam search needs temperature 0 and n <= beams")
+        if sampling.seeds and len(sampling.seeds) != len(chats):
+            raise ValueError(f"got {len(sampling.seeds)} seeds for {len(chats)} chats")
         copies = 1 if beam else sampling.n
-        encoded = [self._encode_rendered(c) for c in chats for _ in range(copies)]
-        seed = sampling.seed if sampling.seed is not None else secrets.randbits(63)
-        out: list[str] = []
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), torch.inference_mode():
-            torch.manual_seed(seed)
+        encoded = [self.encode_prompt(c) for c in chats for _ in range(copies)]
+        row_seeds = [_row_seed(sampling, i, k) for i in range(len(chats)) for k in range(copies)]
+        out: list[Generation] = []
+        with self._serving(), torch.inference_mode():
             bs = self.options.gen_batch_size  # chats per call (beam search runs beams x that many rows)
             for start in range(0, len(encoded), bs):
-                out.extend(self._generate_batch(encoded[start : start + bs], sampling))
+                out.extend(self._generate_batch(encoded[start : start + bs], sampling, row_seeds[start : start + bs]))
         return out
 
-    def _generate_batch(self, encoded: list[list[int]], sampling: Sampling) -> list[str]:
+    def _generate_batch(self, encoded: list[list[int]], sampling: Sampling, seeds: list[int]) -> list[Generation]:
+        from transformers import LogitsProcessorList
+
         pad = self.tokenizer.pad_token_id
         width = max(len(e) for e in encoded)
         ids = torch.full((len(encoded), width), pad, dtype=torch.long)
@@ -188,18 +221,54 @@ class HFBackend:
         for i, e in enumerate(encoded):  # left padding: every row ends at the same column
             ids[i, width - len(e) :] = torch.tensor(e)
             mask[i, width - len(e) :] = 1
-        kwargs = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=pad, eos_token_id=self.eos_ids)
-        if sampling.temperature > 0:
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        kwargs = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=pad, eos_token_id=self.eos_ids,
+                      do_sample=False, temperature=None, top_p=None, top_k=None)
+        sampler = None
+        if sampling.beams > 1:
+            kwargs.update(num_beams=sampling.beams, num_return_sequences=sampling.n)
         else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            if sampling.beams > 1:
-                kwargs.update(num_beams=sampling.beams, num_return_sequences=sampling.n)
+            sampler = _RowSampler(seeds, sampling.temperature, sampling.top_p, self.device)
+            kwargs.update(logits_processor=LogitsProcessorList([sampler]))
         if sampling.stop:
             kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
         gen = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs)
-        texts = self.tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
-        return [_cut_at_stop(t, sampling.stop) for t in texts]
+        new = gen[:, width:].tolist()
+        logps = torch.stack(sampler.logprobs, dim=1).tolist() if sampler is not None and sampler.logprobs else None
+        out = []
+        for r, row in enumerate(new):
+            cut, reason = self._cut(row, sampling.stop)
+            toks = tuple(int(t) for t in row[:cut])
+            lp = tuple(float(x) for x in logps[r][:cut]) if logps is not None else None
+            text = self.tokenizer.decode(list(toks), skip_special_tokens=True)
+            out.append(Generation(text=text, token_ids=toks, logprobs=lp, finish_reason=reason))
+        return out
+
+    def _cut(self, row: list[int], stop: Sequence[str]) -> tuple[int, str]:
+        """Where a generated row ends: after the first end-of-turn id or the token completing a stop string."""
+        eos = set(self.eos_ids)
+        end = next((j + 1 for j, t in enumerate(row) if t in eos), None)
+        body = row[: end if end is not None else len(row)]
+        stops = [x for x in stop if x]
+        if stops and any(x in self.tokenizer.decode(body, skip_special_tokens=True) for x in stops):
+            for j in range(len(body)):
+                if any(x in self.tokenizer.decode(body[: j + 1], skip_special_tokens=True) for x in stops):
+                    return j + 1, "stop"
+        if end is not None:
+            return end, "stop"
+        return len(row), "length"
+
+    @contextmanager
+    def _serving(self):
+        """Eval mode for one call (restored after), and the global torch RNG left untouched."""
+        was_training = self.model.training
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        self.model.eval()
+        try:
+            with torch.random.fork_rng(devices=devices):
+                yield
+        finally:
+            if was_training:
+                self.model.train()
 
     # ---- scoring --------------------------------------------------------------------------------------------
 
@@ -217,7 +286,7 @@ class HFBackend:
         """Unnormalised ``log P(option | prompt)`` (summed over the option's tokens), one array per prompt."""
         reuse = self.options.reuse_prefix if reuse_prefix is None else reuse_prefix
         rows, n_opts = build_rows(self.tokenizer, prompts, options)
-        with torch.inference_mode():
+        with self._serving(), torch.inference_mode():
             if self._runner is None:
                 self._runner = Runner(self.model, self.device, head_supported(self.model, self.device))
                 self._packed_ok = packed_supported(self._runner)
@@ -275,9 +344,55 @@ def _softmax(logp: np.ndarray) -> np.ndarray:
     return z / z.sum()
 
 
-def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
-    return text[:cut]
+def _row_seed(sampling: Sampling, chat: int, sample: int) -> int:
+    """The seed of sample ``sample`` of chat ``chat``: from ``seeds[chat]``, else ``seed``, else fresh entropy."""
+    if sampling.seeds:
+        base = [int(sampling.seeds[chat]) & 0xFFFFFFFF, int(sampling.seeds[chat]) >> 32 & 0xFFFFFFFF, sample]
+    elif sampling.seed is not None:
+        base = [int(sampling.seed) & 0xFFFFFFFF, chat, sample]
+    else:
+        base = [secrets.randbits(32), chat, sample]
+    return int(np.random.SeedSequence(base).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class _RowSampler:
+    """A logits processor that picks each row's next token itself and records its log-probability.
+
+    Used under greedy decoding: it returns scores that are ``-inf`` except at the chosen token, so
+    ``model.generate`` takes exactly that token. Temperature 0: the argmax; else a draw from softmax(scores / T),
+    restricted to the top-p nucleus, from the row's own generator. Written here because transformers samples a
+    batch from one generator, which would make a chat's sample depend on its batch.
+    """
+
+    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float, device: torch.device):
+        self.temperature, self.top_p = temperature, top_p
+        self.generators = []
+        if temperature > 0:
+            for s in seeds:
+                g = torch.Generator(device="cpu")
+                g.manual_seed(int(s))
+                self.generators.append(g)
+        self.logprobs: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        scores = scores.float()
+        if self.temperature > 0:
+            logp = torch.log_softmax(scores / self.temperature, dim=-1)
+            probs = logp.exp().cpu()
+            if self.top_p < 1.0:
+                sp, order = probs.sort(dim=-1, descending=True)
+                drop = sp.cumsum(dim=-1) - sp > self.top_p  # keep the smallest prefix reaching top_p
+                sp[drop] = 0.0
+                probs = torch.zeros_like(probs).scatter(-1, order, sp)
+            chosen = torch.stack([torch.multinomial(probs[r], 1, generator=g)[0]
+                                  for r, g in enumerate(self.generators)]).to(scores.device)
+        else:
+            logp = torch.log_softmax(scores, dim=-1)
+            chosen = scores.argmax(dim=-1)
+        self.logprobs.append(logp.gather(-1, chosen[:, None])[:, 0].cpu())
+        out = torch.full_like(scores, float("-inf"))
+        out.scatter_(-1, chosen[:, None], 0.0)
+        return out
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

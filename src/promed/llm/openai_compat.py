@@ -2,8 +2,13 @@
 
 * ``generate``: ``chat.completions`` (``mode="chat"``) or ``completions`` on a plain-rendered prompt
   (``mode="completions"``, :func:`promed.llm.hf.render_plain`), one request per chat and sample,
-  ``concurrency`` requests in flight (thread pool). Stop strings are passed to the server (at most 4, the API limit) and also applied to the
-  returned text.
+  ``concurrency`` requests in flight (thread pool). Stop strings are passed to the server (at most 4, the API
+  limit). It returns :class:`promed.types.Generation` objects. **Text only by default**: the standard API returns
+  no token ids, so ``token_ids`` is empty and ``logprobs`` ``None`` (such generations can be evaluated but not
+  rendered for RL; train on a local model). With ``return_token_ids=True`` (vLLM >= 0.10.2) the request asks for
+  the sampled ids and their log-probabilities (``extra_body={"return_token_ids": true}``, ``logprobs``) and the
+  generation carries them when the server sends both; otherwise it stays text only and the stop strings are
+  also applied to the returned text.
 * ``score_options``: the ``completions`` endpoint with ``logprobs`` (whatever ``mode`` is: scoring a raw prompt
   needs a raw-text endpoint). Per prompt:
 
@@ -40,7 +45,7 @@ from typing import Callable, Sequence, TypeVar
 import numpy as np
 
 from promed.llm.hf import render_plain
-from promed.types import Chat, Sampling
+from promed.types import Chat, Generation, Sampling
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -61,6 +66,7 @@ class OpenAICompatBackend:
             for completions, vLLM at 20 by default).
         missing_margin: nats below the smallest seen log-probability for a candidate that cannot be scored.
         echo: score candidates absent from the top list exactly with ``echo=True`` (use with vLLM).
+        return_token_ids: ask the server for the sampled token ids and log-probabilities (vLLM).
         name: the backend's name (default ``openai:<model>@<base_url>``).
 
     No beam search (the OpenAI API has none): ``Sampling.beams > 1`` raises ``ValueError``.
@@ -70,7 +76,8 @@ class OpenAICompatBackend:
 
     def __init__(self, model: str, base_url: str, *, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0,
                  max_retries: int = 3, concurrency: int = 8, mode: str = "chat", top_logprobs: int = 20,
-                 missing_margin: float = 1.0, echo: bool = False, name: str | None = None):
+                 missing_margin: float = 1.0, echo: bool = False, return_token_ids: bool = False,
+                 name: str | None = None):
         from openai import OpenAI
 
         if mode not in ("chat", "completions"):
@@ -81,6 +88,7 @@ class OpenAICompatBackend:
         self.name = name or f"openai:{model}@{base_url}"
         self.concurrency, self.top_logprobs, self.missing_margin = concurrency, top_logprobs, missing_margin
         self.echo = echo
+        self.return_token_ids = return_token_ids
         self._client = OpenAI(
             base_url=base_url,
             api_key=os.environ.get(api_key_env) or "EMPTY",
@@ -99,31 +107,49 @@ class OpenAICompatBackend:
 
     # ---- generation -----------------------------------------------------------------------------------------
 
-    def generate(self, chats: Sequence[Chat], sampling: Sampling = Sampling()) -> list[str]:
+    def generate(self, chats: Sequence[Chat], sampling: Sampling = Sampling()) -> list[Generation]:
         """``sampling.n`` completions per chat, chat-major (as :meth:`promed.llm.hf.HFBackend.generate`).
 
-        Each sample is its own request (sample k with seed ``sampling.seed + k`` when a seed is given), since not
-        every compatible server honours ``n``.
+        Each sample is its own request (sample k of chat i with seed ``seeds[i] + k``, or ``seed + k``, when
+        given), since not every compatible server honours ``n``.
         """
         if sampling.beams > 1:
             raise ValueError(f"{self.name}: the OpenAI API has no beam search (Sampling.beams must be 1)")
-        jobs = [(chat, k) for chat in chats for k in range(sampling.n)]
-        return self._map(lambda job: self._one(job[0], sampling, job[1]), jobs)
+        if sampling.seeds and len(sampling.seeds) != len(chats):
+            raise ValueError(f"got {len(sampling.seeds)} seeds for {len(chats)} chats")
+        jobs = [(i, chat, k) for i, chat in enumerate(chats) for k in range(sampling.n)]
+        return self._map(lambda job: self._one(job[1], sampling, job[2], job[0]), jobs)
 
-    def _one(self, chat: Chat, s: Sampling, k: int) -> str:
+    def _one(self, chat: Chat, s: Sampling, k: int, i: int = 0) -> Generation:
         common = dict(model=self.model, max_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p)
         if s.stop:
             common["stop"] = list(s.stop[:4])
-        if s.seed is not None:
-            common["seed"] = s.seed + k
+        base = s.seeds[i] if s.seeds else s.seed
+        if base is not None:
+            common["seed"] = (int(base) + k) % (2**31 - 1)  # servers take 32-bit seeds
+        if self.return_token_ids:
+            common["extra_body"] = {"return_token_ids": True}
         if self.mode == "chat":
+            if self.return_token_ids:
+                common["logprobs"] = True
             resp = self._client.chat.completions.create(messages=list(chat), **common)
-            text = resp.choices[0].message.content or ""
+            choice = resp.choices[0]
+            text = choice.message.content or ""
+            lps = [t.logprob for t in (choice.logprobs.content or [])] if getattr(choice, "logprobs", None) else None
         else:
+            if self.return_token_ids:
+                common["logprobs"] = 0
             resp = self._client.completions.create(prompt=render_plain(chat), **common)
-            text = resp.choices[0].text or ""
-        cut = min((i for i in (text.find(x) for x in s.stop if x) if i >= 0), default=len(text))
-        return text[:cut]
+            choice = resp.choices[0]
+            text = choice.text or ""
+            lp = getattr(choice, "logprobs", None)
+            lps = list(lp.token_logprobs) if lp is not None and lp.token_logprobs else None
+        ids = getattr(choice, "token_ids", None)
+        reason = {"stop": "stop", "length": "length"}.get(choice.finish_reason or "", choice.finish_reason or "")
+        if ids and lps is not None and len(ids) == len(lps):
+            return Generation(text, tuple(int(t) for t in ids), tuple(float(x) for x in lps), reason)
+        cut = min((j for j in (text.find(x) for x in s.stop if x) if j >= 0), default=len(text))
+        return Generation(text[:cut], finish_reason=reason)
 
     # ---- scoring --------------------------------------------------------------------------------------------
 

@@ -133,4 +133,4 @@ def load_tiny(config: TinyConfig = TinyConfig(), name: str = "tiny", options=Non
     )
     if options is None or options == HFOptions():
         options = HFOptions(device="cpu", dtype="float32")
-    return HFBackend(model, tok, name=name, options=options)
+    return HFBackend(model, tok, name=name, options=options, owned=True)

@@ -32,7 +32,7 @@ from typing import Sequence
 
 from promed.llm.base import LLM
 from promed.patient.guard import REFUSAL, guard_reply, safe_fact_ids
-from promed.types import Case, Chat, Sampling
+from promed.types import Case, Chat, Generation, Sampling
 
 SYSTEM_PROMPT = (
     "You are a patient in a medical consultation. You know only the numbered facts below about yourself. "
@@ -137,9 +137,9 @@ class LLMPatient:
         if not cases:
             return []
         cfg = self.config
-        outs = self.llm.generate(
+        outs = [Generation.of(g).text for g in self.llm.generate(
             self.chats(cases, questions), Sampling(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
-        )
+        )]
         if len(outs) != len(cases):
             raise RuntimeError(f"LLM returned {len(outs)} completions for {len(cases)} chats")
         result: list[tuple[str, tuple[int, ...]]] = []

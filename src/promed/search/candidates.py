@@ -27,12 +27,12 @@ from typing import Sequence
 
 import numpy as np
 
-from promed.doctor.actions import parse_action
+from promed.doctor.actions import normalise_question, parse_action
 from promed.doctor.policy import view_to_chat
 from promed.doctor.questions import GENERIC_QUESTIONS
 from promed.llm.base import LLM
 from promed.search.mcts import CandidateSource, Proposal
-from promed.types import Answer, Ask, Case, DoctorView, Fact, Invalid, Sampling
+from promed.types import Answer, Ask, Case, DoctorView, Fact, Generation, Invalid, Sampling
 
 __all__ = ["PolicyQuestions", "FactQuestions", "UnionSource", "build_source", "topic_of", "copies_fact",
            "is_synthclinic", "SOURCES"]
@@ -157,7 +157,7 @@ class FactQuestions:
         texts: list[str | None] = [None] * len(todo)
         if self.llm is not None:
             chats = [[{"role": "user", "content": WRITER_PROMPT.format(fact=f.text)}] for f in todo]
-            texts = list(self.llm.generate(chats, self.sampling))
+            texts = [Generation.of(g).text for g in self.llm.generate(chats, self.sampling)]
             self.calls += 1
         for f, t in zip(todo, texts):
             q = _clean_question(t) if t is not None else None
@@ -195,10 +195,10 @@ class FactQuestions:
     def propose(self, case: Case, view: DoctorView, width: int, rng: np.random.Generator) -> Proposal:
         on_q, off_q = self._tables(case)
         known = {f.id for f in view.known_facts}
-        asked = {_norm(t.question) for t in view.turns}
+        asked = {normalise_question(t.question) for t in view.turns}
         targeted = [q for q in dict.fromkeys(on_q[f.id] for f in case.facts if f.id not in known)
-                    if _norm(q) not in asked]
-        off = [q for q in off_q if _norm(q) not in asked and q not in targeted]
+                    if normalise_question(q) not in asked]
+        off = [q for q in off_q if normalise_question(q) not in asked and q not in targeted]
         n_off = min(len(off), self.off_target if width > 1 else 0)
         n_on = min(len(targeted), width - n_off)
         n_off = min(len(off), width - n_on)
@@ -226,7 +226,7 @@ class PolicyQuestions:
     def propose(self, case: Case, view: DoctorView, width: int, rng: np.random.Generator) -> Proposal:
         sampling = Sampling(max_new_tokens=self.max_new_tokens, temperature=self.temperature, stop=self.stop,
                             seed=int(rng.integers(2**31 - 1)), n=width)
-        texts = self.llm.generate([view_to_chat(view)], sampling)
+        texts = [Generation.of(g).text for g in self.llm.generate([view_to_chat(view)], sampling)]
         self.calls += 1
         questions: dict[str, str] = {}
         letters: dict[str, None] = {}
@@ -235,7 +235,7 @@ class PolicyQuestions:
             a = parse_action(t, case.options)
             if isinstance(a, Ask):
                 q = " ".join(a.question.split())
-                questions.setdefault(_norm(q), q)
+                questions.setdefault(normalise_question(q), q)
             elif isinstance(a, Answer):
                 letters[a.letter] = None
             else:
@@ -264,7 +264,7 @@ class UnionSource:
         first: dict[str, str] = {}
         for p in props:
             for q in p.questions:
-                first.setdefault(_norm(q), q)
+                first.setdefault(normalise_question(q), q)
         questions = tuple(first.values())
         answers = tuple(dict.fromkeys(a for p in props for a in p.answers))
         return Proposal(questions, answers, sum(p.invalid for p in props))

@@ -58,6 +58,8 @@ from typing import Literal, Protocol, Sequence
 
 import numpy as np
 
+from promed.doctor.actions import normalise_question
+from promed.env.consultation import DialogueState, dialogue_view, transition
 from promed.sig.reward import sig_of_turns
 from promed.types import Answer, Ask, Case, DoctorView, Patient, Scorer, Transcript, Turn
 
@@ -68,11 +70,14 @@ Rollout = Literal["greedy", "random"]
 class MctsConfig:
     """Search settings (per case)."""
 
-    iterations: int = field(default=16, metadata={"help": "MCTS iterations (each ends in a complete trajectory)."})
-    width: int = field(default=4, metadata={"help": "Question candidates proposed per expanded node."})
+    iterations: int = field(default=32, metadata={"help": "MCTS iterations per case (each ends in a complete "
+                                                          "trajectory)."})
+    width: int = field(default=4, metadata={"help": "Question candidates proposed per expanded node (per source)."})
     max_questions: int = field(default=5, metadata={"help": "Question budget = maximum depth before answering."})
     c_uct: float = field(default=1.0, metadata={"help": "UCT exploration constant."})
-    gamma: float = field(default=1.0, metadata={"help": "Discount of later rewards in returns and backups."})
+    gamma: float = field(default=1.0, metadata={"help": "Discount of later rewards in returns and backups (< 1: "
+                                                        "informative questions first, answer once the case is "
+                                                        "settled)."})
     w_sig: float = field(default=1.0, metadata={"help": "Weight of a question's SIG in its step reward (0 = off)."})
     w_correct: float = field(default=1.0, metadata={"help": "Reward of a correct final answer."})
     question_cost: float = field(default=0.0, metadata={"help": "Cost subtracted from every question's reward."})
@@ -91,21 +96,8 @@ class MctsConfig:
 # ---- world model ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class State:
-    """A dialogue state: the turns so far, the fact ids known, and the answer once given (terminal)."""
-
-    turns: tuple[Turn, ...] = ()
-    known: frozenset[int] = frozenset()
-    answer: str | None = None
-
-    @property
-    def n_questions(self) -> int:
-        return len(self.turns)
-
-    @property
-    def asked(self) -> frozenset[str]:
-        return frozenset(_norm(t.question) for t in self.turns)
+State = DialogueState
+"""A search node's dialogue state: the consultation core's :class:`promed.env.consultation.DialogueState`."""
 
 
 @dataclass
@@ -142,10 +134,7 @@ class ConsultationWorld:
         return max(0, self.max_questions - state.n_questions)
 
     def view(self, state: State) -> DoctorView:
-        c = self.case
-        return DoctorView(case_id=c.id, initial=c.initial, question=c.question, options=c.options,
-                          turns=state.turns, known_facts=tuple(c.facts[i] for i in sorted(state.known)),
-                          questions_left=self.questions_left(state), initial_findings=c.initial_findings)
+        return dialogue_view(self.case, state, self.max_questions)
 
     def prefetch(self, questions: Sequence[str]) -> None:
         """Ask the patient every question not memoised yet, in one batched call."""
@@ -162,14 +151,11 @@ class ConsultationWorld:
         if self.is_terminal(state):
             raise ValueError("step from a terminal state")
         if isinstance(action, Answer):
-            return replace(state, answer=action.letter)
+            return transition(state, action)[0]
         if self.questions_left(state) == 0:
             raise ValueError("no questions left: only answering is allowed")
         self.prefetch([action.question])
-        text, revealed = self.memo[(self.case.id, action.question)]
-        new = tuple(i for i in revealed if i not in state.known)
-        turn = Turn(question=action.question, reply=text, revealed=revealed, new=new, raw=f"ASK: {action.question}")
-        return State(turns=state.turns + (turn,), known=state.known | frozenset(revealed))
+        return transition(state, action, self.memo[(self.case.id, action.question)])[0]
 
     def scorer_answers(self, states: Sequence[State]) -> list[str]:
         """The scorer's argmax letter given each state's known facts (one batched call for the unmemoised)."""
@@ -338,10 +324,6 @@ def _argmax(scores: np.ndarray, rng: np.random.Generator) -> int:
     return int(best[0] if len(best) == 1 else rng.choice(best))
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.split()).casefold()
-
-
 class _Search:
     def __init__(self, world: ConsultationWorld, source: CandidateSource, rewarder: Rewarder, cfg: MctsConfig,
                  rng: np.random.Generator):
@@ -359,8 +341,8 @@ class _Search:
             seen = set(s.asked)
             for q in prop.questions:
                 q = " ".join(q.split())
-                if q and _norm(q) not in seen:
-                    seen.add(_norm(q))
+                if q and normalise_question(q) not in seen:
+                    seen.add(normalise_question(q))
                     questions.append(q)
             letters = [a for a in prop.answers if a in w.case.letters]
         w.prefetch(questions)
