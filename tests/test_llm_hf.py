@@ -44,6 +44,23 @@ def test_save_pretrained_dir_roundtrip(tmp_path):
         tiny.generate([chat], Sampling(max_new_tokens=6))[0].token_ids
 
 
+def test_rewritten_checkpoint_is_not_served_stale(tmp_path):
+    """A checkpoint directory saved again (as a trainer does) is reloaded, not taken from the process cache."""
+    import torch
+
+    tiny = load_llm("tiny")
+    tiny.model.save_pretrained(tmp_path)
+    tiny.tokenizer.save_pretrained(tmp_path)
+    first = load_llm(f"hf:{tmp_path}", device="cpu", dtype="float32")
+    assert load_llm(f"hf:{tmp_path}", device="cpu", dtype="float32") is first
+    changed = load_llm("tiny:1").model  # other weights, same shapes
+    changed.save_pretrained(tmp_path)
+    second = load_llm(f"hf:{tmp_path}", device="cpu", dtype="float32")
+    assert second is not first
+    w = dict(second.model.named_parameters())["lm_head.weight"]
+    assert torch.equal(w, dict(changed.named_parameters())["lm_head.weight"])
+
+
 @pytest.fixture(scope="module")
 def gemma():
     return load_llm("gemma-270m")

@@ -45,12 +45,25 @@ def load_llm(spec: str | ModelSpec, **options) -> LLM:
     ``dtype="bfloat16"``, ``device="cpu"``), :class:`promed.llm.openai_compat.OpenAICompatBackend` keyword
     arguments for ``openai`` (e.g. ``mode="completions"``, ``concurrency=4``). Raises :class:`SpecError` for a bad
     spec, a missing file or directory, or unknown options.
+
+    A local checkpoint directory is cached under the state of its files (names, sizes, modification times): a
+    checkpoint rewritten in place (a policy saved again during training) is loaded afresh, never served stale.
     """
     ms = parse_spec(spec) if isinstance(spec, str) else spec
-    key = (ms.id, tuple(sorted(options.items())))
+    key = (ms.id, tuple(sorted(options.items())), _local_state(ms))
     if key not in _MODEL_CACHE:
         _MODEL_CACHE[key] = _load(ms, options)
     return _MODEL_CACHE[key]
+
+
+def _local_state(ms: ModelSpec) -> tuple:
+    """The files of a local ``hf:`` checkpoint directory as (name, size, mtime); empty for anything else."""
+    if ms.kind != "hf":
+        return ()
+    path = Path(ms.target).expanduser()
+    if not path.is_dir():
+        return ()
+    return tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in path.iterdir() if f.is_file()))
 
 
 def _hf_options(options: dict):
