@@ -104,3 +104,14 @@ def test_figures(eval_dir, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
     res = run("figure", "--run", eval_dir, "--doctor", "greedy-eig", "--case", "nope", "--out", out)
     assert res.exit_code == 2 and "not in" in res.output
+
+
+def test_version():
+    import importlib.metadata as md
+
+    from typer.testing import CliRunner
+
+    from promed.cli import app
+
+    res = CliRunner().invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"promed {md.version('promed')}"

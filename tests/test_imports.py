@@ -15,8 +15,8 @@ import promed
 
 SRC = Path(promed.__file__).resolve().parent
 
-# packages that only the command line (and the runners themselves) may import
-TOP = {"runs", "cli", "cliopts"}
+# packages that only the command line (and the runners themselves, and `python -m promed`) may import
+TOP = {"runs", "cli", "cliopts", "__main__"}
 
 
 def module_name(path: Path) -> str:

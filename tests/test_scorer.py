@@ -88,3 +88,21 @@ def test_with_tiny_backend():
     # same numbers as scoring each query alone
     alone = [scorer.probs([q])[0] for q in queries]
     np.testing.assert_allclose(np.array(probs), np.array(alone), atol=1e-4)
+
+
+def test_over_long_prompt_is_an_error_naming_the_case():
+    """A fact longer than the model's context is an input error naming the case, never a giant allocation."""
+    from dataclasses import replace
+
+    import pytest
+
+    from promed.llm import load_llm
+    from promed.llm.base import ContextLengthError
+    from promed.llm.scorer import LLMScorer
+    from promed.types import Fact
+    from tests.conftest import make_case
+
+    case = make_case("huge")
+    big = replace(case, facts=case.facts[:3] + (Fact(3, "cough " * 6000),))
+    with pytest.raises(ContextLengthError, match=r"case 'huge'.*context of 4,096"):
+        LLMScorer(load_llm("tiny")).probs([big.query([0]), big.query([3])])

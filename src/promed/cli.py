@@ -4,7 +4,8 @@ Every option's default and help come from the field of the command's config data
 (:mod:`promed.cliopts`); this module only says which fields each command exposes and under which option name.
 Every command that runs a stage takes ``--config FILE.toml`` (:func:`promed.config.load_config`). Every input
 error (bad data file, unknown doctor, bad model spec, bad option, bad config file) is printed as one line on stderr
-and exits with code 2 before anything is written.
+and exits with code 2 before anything is written; a model server's failure exits with code 3, anything unexpected
+with code 1 (``promed --debug`` shows the traceback instead; :data:`promed.cliopts.EXIT_CODES_HELP`).
 
 Commands are built when they are invoked (:class:`LazyGroup`), so ``promed eval`` does not import the training
 stack that ``promed sft`` needs to show its options.
@@ -19,12 +20,14 @@ from typing import Callable, Optional
 import typer
 from typer.core import TyperGroup
 
-from promed.cliopts import INPUT_ERRORS, CommandSpec, Extra, Opt, build_command, input_errors
+from promed.cliopts import (DEBUG_ENV, DEBUG_HELP, EXIT_CODES_HELP, INPUT_ERRORS, CommandSpec, Extra, Opt,
+                             build_command, command_errors, debug_enabled, input_errors)
 
 __all__ = ["COMMANDS", "INPUT_ERRORS", "SPECS", "app", "input_errors", "main"]
 
 PROGRESS = Extra("progress", bool, typer.Option(True, "--progress/--no-progress", help="Show progress bars."))
 DATA_OPTS = (Opt("data.data"), Opt("data.split"), Opt("data.limit"), Opt("data.initial"))
+SERVER_OPTS = (Opt("server.timeout"), Opt("server.retries"), Opt("server.concurrency"))  # --timeout ... (openai:)
 
 
 # ---- eval --------------------------------------------------------------------------------------------------------
@@ -36,7 +39,8 @@ def eval_spec() -> CommandSpec:
     items = (*DATA_OPTS, Opt("doctors", ("--doctor",)), Opt("patient.kind", ("--patient",)), Opt("model"),
              Opt("scorer"), Opt("env.max_questions"), Opt("no_repeat"), Opt("samples"), Opt("temperature"),
              Opt("sig"), Opt("estimator"), Opt("seed"), Opt("data.data_seed"), Opt("batch_size"), Opt("out"),
-             PROGRESS)
+             Opt("overwrite", ("--overwrite",)),
+             *SERVER_OPTS, PROGRESS)
     return CommandSpec("eval", "Evaluate doctors in the consultation environment; write transcripts, summary.json "
                        "and table.md.", EvalConfig, items, run_eval_cmd)
 
@@ -49,6 +53,10 @@ def run_eval_cmd(cfg, progress: bool) -> None:
         results = run_eval(cfg, progress=progress)
     where = cfg.data.split if cfg.data.data == "synthclinic" else "file"
     _table(rich_table(results, title=f"{cfg.data.data} ({where}), budget {cfg.env.max_questions}"))
+    skipped = next(iter(results.values())).skipped if results else {}
+    if skipped:
+        typer.echo(f"skipped {sum(skipped.values())} unusable cases: "
+                   + ", ".join(f"{n} ({why})" for why, n in sorted(skipped.items())))
     out = cfg.out
     typer.echo(f"wrote {out}/summary.json, {out}/table.md, {out}/accuracy_vs_questions.png, {out}/transcripts/")
 
@@ -60,7 +68,7 @@ def data_spec() -> CommandSpec:
     from promed.data.sources import DataConfig
 
     items = (Extra("source", str, typer.Argument(..., help="Data source to write: synthclinic.")),
-             Opt("split"), Opt("limit"), Opt("data_seed", ("--seed",)),
+             Opt("split"), Opt("limit"), Opt("data_seed", ("--seed", "--data-seed")),
              Extra("out", Path, typer.Option(..., help="Output JSONL file (generic format, readable with --data "
                                                        "FILE).")))
     return CommandSpec("data", "Write generated cases as generic JSONL (read back identically by --data FILE).",
@@ -88,7 +96,7 @@ def sig_spec() -> CommandSpec:
     from promed.runs.sig import SigRunConfig
 
     items = (*DATA_OPTS, Opt("scorer"), Opt("log", ("--log",)), Opt("estimator"), Opt("budget"), Opt("seed"),
-             Opt("data.data_seed"), Opt("out"), PROGRESS)
+             Opt("data.data_seed"), Opt("out"), Opt("overwrite", ("--overwrite",)), *SERVER_OPTS, PROGRESS)
     return CommandSpec("sig", "Compute and cache the Shapley values of every case's hidden facts (OUT/shapley.jsonl, "
                        "OUT/summary.json).", SigRunConfig, items, run_sig_cmd)
 
@@ -112,7 +120,8 @@ def mcts_spec() -> CommandSpec:
              Opt("search.iterations"), Opt("search.width"), Opt("search.max_questions"), Opt("search.c_uct"),
              Opt("search.gamma"), Opt("search.w_sig"), Opt("search.w_correct"), Opt("reward.lam"),
              Opt("sig_enabled", ("--sig/--no-sig",)), Opt("top_k"), Opt("seed"), Opt("data.data_seed"), Opt("out"),
-             PROGRESS)
+             Opt("overwrite", ("--overwrite",)),
+             *SERVER_OPTS, PROGRESS)
     return CommandSpec("mcts", "Stage 1: SIG-guided tree search over consultations; writes OUT/trajectories.jsonl "
                        "(chat format).", MctsRunConfig, items, run_mcts_cmd)
 
@@ -194,18 +203,39 @@ class LazyGroup(TyperGroup):
             self.commands[name] = build_command(SPECS[name](), COMMANDS)
         return super().get_command(ctx, name)
 
+    def invoke(self, ctx: typer.Context):
+        """Every command (``figure`` too): server failure -> exit 3, internal error -> exit 1, unless --debug."""
+        with command_errors(debug_enabled(ctx)):
+            return super().invoke(ctx)
+
+
+APP_HELP = f"ProMed: train and evaluate medical LLMs that ask before they answer.\n\n{EXIT_CODES_HELP}"
 
 app = typer.Typer(
     cls=LazyGroup,
     no_args_is_help=True,
     add_completion=False,
-    help="ProMed: train and evaluate medical LLMs that ask before they answer.",
+    help=APP_HELP,
     pretty_exceptions_enable=False,
 )
 
 
-@app.callback()
-def _group() -> None:
+def _version(value: bool) -> None:
+    if value:
+        import importlib.metadata as md
+
+        try:
+            version = md.version("promed")
+        except md.PackageNotFoundError:  # running from a source tree that was not installed
+            version = "unknown (not installed)"
+        typer.echo(f"promed {version}")
+        raise typer.Exit()
+
+
+@app.callback(help=APP_HELP)
+def _group(debug: bool = typer.Option(False, "--debug", envvar=DEBUG_ENV, help=DEBUG_HELP),
+           version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                        help="Print the version and exit.")) -> None:
     """ProMed: train and evaluate medical LLMs that ask before they answer."""
 
 
@@ -213,7 +243,8 @@ def _group() -> None:
 def figure_cmd(
     run: Path = typer.Option(..., help="A promed eval output directory (with --sig, the default)."),
     doctor: str = typer.Option(..., help="Which doctor's consultation to draw."),
-    case: Optional[str] = typer.Option(None, help="Case id (default: the first case)."),
+    case: Optional[str] = typer.Option(None, help="Case id (default: the first case by id that has Shapley "
+                                       "values, i.e. where some question revealed a fact)."),
     out: Path = typer.Option(Path("sig_case.png"), help="PNG file to write."),
 ):
     """Draw one case: its facts ranked by Shapley value beside the consultation with each question's SIG."""

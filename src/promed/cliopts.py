@@ -9,7 +9,10 @@ it. :func:`build_command` turns a spec into a typer (click) command that
 * adds ``--config FILE.toml`` (:func:`promed.config.load_config`): the config is the default instance, overlaid
   with the file, overlaid with the options *given* on the command line (the click context's parameter source tells
   given from defaulted), so options win over the file and the file wins over the defaults;
-* reports every input error as one ``error: ...`` line and exit code 2 (:func:`input_errors`).
+* reports every input error as one ``error: ...`` line and exit code 2 (:func:`input_errors`), a model server's
+  failure (:class:`promed.llm.base.ServerError`) as one ``error: ...`` line and exit code 3, and anything
+  unexpected as ``error: internal error: ...`` and exit code 1 (:func:`command_errors`); ``promed --debug`` (or
+  ``PROMED_DEBUG=1``) lets the last two through with their traceback.
 
 Fields that are not options (say ``SFTRunConfig.lora_r``) are set through ``--config``.
 """
@@ -17,7 +20,9 @@ Fields that are not options (say ``SFTRunConfig.lora_r``) are set through ``--co
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
+import os
 import types
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,8 +32,17 @@ from typing import Any, Callable, Literal, Optional, Sequence, Union, get_args, 
 import typer
 
 from promed.config import get_path, load_config, with_paths
+from promed.llm.base import ServerError
 
 INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, LookupError)
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_SERVER = 0, 1, 2, 3
+EXIT_CODES_HELP = ("Exit codes: 0 ok; 1 internal error (a bug: rerun with --debug for the traceback); 2 bad input "
+                   "(options, config file, data file, model spec); 3 model server failure (HTTP error, timeout, "
+                   "refused connection or malformed reply, after the retries).")
+DEBUG_ENV = "PROMED_DEBUG"
+DEBUG_HELP = ("On a server failure or an internal error, raise it with its Python traceback instead of the "
+              f"one-line message (also {DEBUG_ENV}=1).")
 
 CONFIG_HELP = ("TOML file of settings for this command: its fields, or a [<command>] section (see configs/). "
                "Options given here win over the file.")
@@ -41,7 +55,52 @@ def input_errors():
         yield
     except INPUT_ERRORS as err:
         typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_INPUT)
+
+
+def _control_flow_exceptions() -> tuple[type[BaseException], ...]:
+    """Exits, aborts and usage errors of typer (and of click, which older typer versions use)."""
+    out: list[type[BaseException]] = [typer.Exit, typer.Abort]
+    for module, name in (("typer.exceptions", "TyperException"), ("typer._click.exceptions", "ClickException"),
+                         ("click.exceptions", "ClickException")):
+        try:
+            out.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(out)
+
+
+def debug_enabled(ctx: typer.Context | None = None) -> bool:
+    """``--debug`` given to ``promed`` (on ``ctx`` or a parent context), or ``PROMED_DEBUG`` set to anything but 0."""
+    while ctx is not None:
+        if ctx.params.get("debug"):
+            return True
+        ctx = ctx.parent
+    return os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+
+
+@contextmanager
+def command_errors(debug: bool = False):
+    """Around a whole command: a :class:`ServerError` -> one ``error: <message>`` line and exit code 3; any other
+    unexpected exception -> ``error: internal error: <type>: <message> (...)`` and exit code 1. With ``debug`` both
+    are re-raised (traceback). Exits, aborts and usage errors pass through untouched."""
+    try:
+        yield
+    except _control_flow_exceptions():
+        raise
+    except ServerError as err:
+        if debug:
+            raise
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(EXIT_SERVER)
+    except Exception as err:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if debug:
+            raise
+        text = " ".join(str(err).split())
+        text = text if len(text) <= 300 else text[:297] + "..."
+        typer.echo(f"error: internal error: {type(err).__name__}: {text} (run with --debug for the traceback)",
+                   err=True)
+        raise typer.Exit(EXIT_INTERNAL)
 
 
 @dataclass(frozen=True)
@@ -181,9 +240,10 @@ def build_command(spec: CommandSpec, commands: Sequence[str] = ()) -> Any:
 
     def callback(ctx: typer.Context, **values: Any) -> None:
         given = {name for name in values if _given(ctx, name)}
-        with input_errors():
-            cfg = resolve(spec, values, given, values.get("config"), commands)
-        spec.run(cfg, **{name: values[name] for name in extras})
+        with command_errors(debug_enabled(ctx)):
+            with input_errors():
+                cfg = resolve(spec, values, given, values.get("config"), commands)
+            spec.run(cfg, **{name: values[name] for name in extras})
 
     callback.__name__ = spec.name
     callback.__doc__ = spec.help

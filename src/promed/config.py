@@ -9,6 +9,7 @@ stage         dataclass                                    home
 data          :class:`DataConfig`                          :mod:`promed.data.sources`
 env           :class:`EnvConfig`                           :mod:`promed.env.consultation`
 patient       :class:`PatientConfig`                       :mod:`promed.runtime` (kind + each simulator's)
+server        :class:`ServerConfig`                        :mod:`promed.runtime` (openai: model servers)
 sig           ``SigConfig`` (lam, weighting, temperature)  :mod:`promed.sig.reward`
 mcts          ``MctsConfig``                               :mod:`promed.search.mcts`
 sft           ``SFTRunConfig``                             :mod:`promed.train.sft`
@@ -38,10 +39,10 @@ from typing import Any, Collection, Literal, TypeVar, Union, get_args, get_origi
 
 from promed.data.sources import DataConfig
 from promed.env.consultation import EnvConfig
-from promed.runtime import PatientConfig
+from promed.runtime import PatientConfig, ServerConfig
 
-__all__ = ["DataConfig", "EnvConfig", "EvalConfig", "GrpoConfig", "PatientConfig", "get_path", "load_config",
-           "overlay", "read_toml", "with_path", "with_paths"]
+__all__ = ["DataConfig", "EnvConfig", "EvalConfig", "GrpoConfig", "PatientConfig", "ServerConfig", "get_path",
+           "load_config", "overlay", "read_toml", "with_path", "with_paths"]
 
 T = TypeVar("T")
 
@@ -66,6 +67,8 @@ class EvalConfig:
         default=None, metadata={"help": "'bayes' (SynthClinic exact posterior) or a model spec. Default: bayes on "
                                         "SynthClinic, else --model."}
     )
+    server: ServerConfig = field(default_factory=ServerConfig,
+                                 metadata={"help": "Model servers (openai: specs): timeout, retries, concurrency."})
     env: EnvConfig = field(default_factory=EnvConfig, metadata={"help": "Consultation settings."})
     no_repeat: int = field(default=0, metadata={"help": "LLM doctors: when a question repeats an earlier one, take "
                                                         "the most likely new question among the model's N best "
@@ -80,6 +83,39 @@ class EvalConfig:
     seed: int = field(default=0, metadata={"help": "Run seed (rollouts, random doctors, forced answers)."})
     batch_size: int = field(default=64, metadata={"help": "Consultations stepped together."})
     out: Path = field(default=Path("runs/eval"), metadata={"help": "Output directory (re-running resumes)."})
+    overwrite: bool = field(default=False, metadata={"help": "Start afresh when --out holds a run made with other "
+                                                             "settings (its outputs are deleted); without it such a "
+                                                             "directory is refused and the same settings resume."})
+
+    def __post_init__(self) -> None:
+        """Check every value before anything runs; a message names the option as typed (nothing is loaded)."""
+        from promed.doctor.registry import check_doctor_name
+        from promed.llm.base import SpecError, parse_spec
+        from promed.sig.shapley import ESTIMATORS
+
+        if not self.doctors:
+            raise ValueError("--doctor must name at least one doctor")
+        for i, name in enumerate(self.doctors):
+            if name in self.doctors[:i]:
+                raise ValueError(f"--doctor names {name!r} twice: each doctor is evaluated once")
+            try:
+                check_doctor_name(name)
+            except SpecError as err:
+                raise ValueError(f"--doctor: {err}") from None
+        for opt, spec in (("--model", self.model), ("--scorer", self.scorer)):
+            if spec is not None and not (opt == "--scorer" and spec == "bayes"):
+                try:
+                    parse_spec(spec)
+                except SpecError as err:
+                    raise ValueError(f"{opt}: {err}{' (or bayes)' if opt == '--scorer' else ''}") from None
+        for opt, value, low in (("--no-repeat", self.no_repeat, 0), ("--samples", self.samples, 1),
+                                ("--seed", self.seed, 0), ("--batch-size", self.batch_size, 1)):
+            if value < low:
+                raise ValueError(f"{opt} must be >= {low}, got {value}")
+        if not self.temperature >= 0:
+            raise ValueError(f"--temperature must be >= 0, got {self.temperature}")
+        if self.estimator != "auto" and self.estimator not in ESTIMATORS:
+            raise ValueError(f"--estimator must be auto, {', '.join(ESTIMATORS)}; got {self.estimator!r}")
 
 
 @dataclass(frozen=True)

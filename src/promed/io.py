@@ -10,6 +10,7 @@ Every stage writes its outputs so that an interruption loses no finished record 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -24,10 +25,19 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "doctor"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file and a rename; the file gets the usual mode (0666 less the
+    umask, like every other output), not the temp file's private 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
@@ -126,3 +136,117 @@ def manifest(cfg: object, stage: str) -> dict:
             versions[pkg] = None
     config = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
     return {"stage": stage, "config": config, "versions": versions}
+
+
+def check_out_dir(out: Path, option: str = "--out") -> None:
+    """Raise ValueError naming ``option`` if ``out`` cannot be (or become) a directory.
+
+    ``out`` may be missing (it is created later) or an existing directory; an existing file there, or a file in
+    place of one of its parents, is an input error rather than a traceback from ``mkdir``.
+    """
+    out = Path(out)
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                problem = "exists and is not a directory" if path == out else f"{path} is not a directory"
+                raise ValueError(f"{option} {out}: {problem}")
+            return
+
+
+# ---- runs bound to their settings -------------------------------------------------------------------------------
+
+# Settings that do not change a run's records: where it is written, how it is shown, how work is batched (results
+# depend only on (seed, case, sample): see promed.env.rollout), how servers are reached, which doctors are
+# evaluated (each doctor has its own records) and how many cases are taken (records are per case, and a source's
+# cases are prefix-stable, so a larger --limit extends a run). Everything else binds the directory to the run.
+NON_BINDING = frozenset({"out", "progress", "progress_bar", "batch_size", "doctors", "server", "overwrite", "debug",
+                         "num_threads", "limit"})
+
+
+class RunMismatch(ValueError):
+    """An output directory that holds a run made with other settings (an input error: exit code 2)."""
+
+
+def data_fingerprint(cases, source: str | Path | None = None) -> str:
+    """A hash of the data a run reads, so that changed data is never resumed silently.
+
+    A data file: its bytes (any edit changes it). Generated cases (SynthClinic, whose source settings are compared
+    as config): the content of the first case, which catches a changed generator while staying the same for every
+    ``--limit``. Otherwise: every case's id and content.
+    """
+    h = hashlib.sha256()
+    path = Path(source) if source is not None else None
+    if path is not None and path.is_file():
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    else:
+        for c in (cases[:1] if source is not None else cases):
+            h.update(f"{c.id}\t{c.content_hash()}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _flatten(d: object, prefix: str = "") -> dict[str, object]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def setting_differences(old: dict, new: dict, ignore: frozenset[str] = NON_BINDING) -> list[str]:
+    """``"key: old -> new"`` for every binding setting that differs (dotted keys for nested configs)."""
+    a, b = _flatten(old), _flatten(new)
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        if any(part in ignore for part in key.split(".")):
+            continue
+        if a.get(key, "<unset>") != b.get(key, "<unset>"):
+            diffs.append(f"{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}")
+    return diffs
+
+
+def prepare_run(out: Path, cfg: object, stage: str, fingerprint: str, overwrite: bool = False) -> dict:
+    """Check that ``out`` can hold this run, before anything is written; return the manifest to write.
+
+    A directory whose ``manifest.json`` records other binding settings, another stage or other data is refused
+    (:class:`RunMismatch`, naming the differences) unless ``overwrite``; resuming with the same settings is the
+    default. ``--out`` naming a file is refused too. Nothing is created or deleted here: :func:`start_run` does it.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a directory")
+    new = {**manifest(cfg, stage), "data_fingerprint": fingerprint}
+    mpath = out / "manifest.json"
+    if overwrite or not mpath.is_file():
+        if overwrite and out.is_dir() and any(out.iterdir()) and not mpath.is_file():
+            raise ValueError(f"--out {out}: not a promed run directory (no manifest.json); --overwrite deletes only "
+                             "run directories")
+        return new
+    try:
+        old = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise RunMismatch(f"{mpath}: unreadable manifest ({err}); pass --overwrite to start afresh") from None
+    diffs = []
+    if old.get("stage") != stage:
+        diffs.append(f"stage: {old.get('stage')!r} -> {stage!r}")
+    diffs += setting_differences(old.get("config") or {}, new["config"])
+    if old.get("data_fingerprint") not in (None, fingerprint):
+        diffs.append("data: other cases (content differs)")
+    if diffs:
+        shown = "; ".join(diffs[:8]) + (f"; and {len(diffs) - 8} more" if len(diffs) > 8 else "")
+        raise RunMismatch(f"{out}: holds a run with other settings ({shown}); pass --overwrite to start afresh, or "
+                          "choose another --out")
+    return new
+
+
+def start_run(out: Path, new_manifest: dict, overwrite: bool = False) -> None:
+    """Create ``out`` (emptied first with ``overwrite``) and write its manifest: the first bytes a run writes."""
+    import shutil
+
+    out = Path(out)
+    if overwrite and (out / "manifest.json").is_file():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "manifest.json", new_manifest)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol, Sequence, TypedDict
 
 import numpy as np
@@ -75,6 +75,7 @@ class Query:
     options: tuple[Option, ...]
     facts: tuple[Fact, ...] = ()
     initial_findings: tuple[Finding, ...] = ()
+    case_id: str = field(default="", compare=False)  # for error messages only; never shown to a scorer
 
     @property
     def letters(self) -> tuple[str, ...]:
@@ -128,6 +129,7 @@ class Case:
             options=self.options,
             facts=tuple(self.facts[i] for i in sorted(set(fact_ids))),
             initial_findings=self.initial_findings,
+            case_id=self.id,
         )
 
     def to_json(self) -> dict:
@@ -350,6 +352,7 @@ class DoctorView:
             options=self.options,
             facts=tuple(sorted(self.known_facts, key=lambda f: f.id)),
             initial_findings=self.initial_findings,
+            case_id=self.case_id,
         )
 
 

@@ -2,10 +2,17 @@
 
 Two kinds of trouble are kept apart:
 
-* **Bad input** (not JSON, a required field missing or of the wrong type): :class:`DataError` naming file, line
-  and field. The CLI prints it and exits with code 2 before writing anything.
+* **Bad input**: :class:`DataError` naming file, line and field (``<file>:<line>: field '<field>': <problem>``),
+  or the file alone for whole-file problems (``<file>: <problem>``). The CLI prints it and exits with code 2
+  before writing anything. Bad input is: a directory or unreadable file; bytes that are not UTF-8 text (binary,
+  Latin-1: the line is named); a line that is not a JSON object; a required field missing or of the wrong type
+  (``facts[3]``, ``options.B`` name the element); an ``id`` that is null, empty or a duplicate; option keys that
+  are not letters A-J (numbered keys ``"1"``..``"4"`` included: give such options as a list), more than ten
+  options, or two keys for one letter; an empty file; and a file in which no case is usable (the message says how
+  many were skipped and why).
 * **Unusable cases** (empty facts or context, the answer not among the options, fewer than two options): skipped,
-  counted by reason in :class:`LoadResult`, reported in the run summary. Real data has such rows.
+  counted by reason in :class:`LoadResult`, reported in the run summary. Real data has such rows; as long as one
+  case is usable the others are skipped, not fatal.
 
 Formats (documented in ``docs/data.md``):
 
@@ -40,11 +47,14 @@ _NUMBERING = re.compile(r"^\s*\d+\s*[.)]\s*")
 
 
 class DataError(ValueError):
-    """Bad input data. ``str(err)`` is ``"<file>:<line>: field '<field>': <problem>"``."""
+    """Bad input data. ``str(err)`` is ``"<file>:<line>: field '<field>': <problem>"``; without a field to blame
+    (text that is not UTF-8) ``"<file>:<line>: <problem>"``; for the whole file (``line=None``)
+    ``"<file>: <problem>"``."""
 
-    def __init__(self, path: str | Path, line: int, field_name: str, problem: str):
+    def __init__(self, path: str | Path, line: int | None, field_name: str | None, problem: str):
         self.path, self.line, self.field, self.problem = str(path), line, field_name, problem
-        super().__init__(f"{path}:{line}: field '{field_name}': {problem}")
+        where = f"{path}" if line is None else f"{path}:{line}"
+        super().__init__(f"{where}: field '{field_name}': {problem}" if field_name else f"{where}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -64,13 +74,18 @@ def strip_numbering(text: str) -> str:
     return _NUMBERING.sub("", text).strip()
 
 
+def _json_type(val: Any) -> str:
+    """The JSON name of a parsed value's type, for messages (``null`` rather than ``NoneType``)."""
+    return "null" if val is None else type(val).__name__
+
+
 def _require(rec: dict, key: str, kind: type | tuple[type, ...], path: Path, line: int) -> Any:
     if key not in rec:
         raise DataError(path, line, key, "missing")
     val = rec[key]
     if not isinstance(val, kind) or isinstance(val, bool):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise DataError(path, line, key, f"expected {names}, got {type(val).__name__}")
+        raise DataError(path, line, key, f"expected {names}, got {_json_type(val)}")
     return val
 
 
@@ -78,20 +93,52 @@ def _str_list(rec: dict, key: str, path: Path, line: int) -> list[str]:
     vals = _require(rec, key, list, path, line)
     for i, v in enumerate(vals):
         if not isinstance(v, str):
-            raise DataError(path, line, f"{key}[{i}]", f"expected str, got {type(v).__name__}")
+            raise DataError(path, line, f"{key}[{i}]", f"expected str, got {_json_type(v)}")
     return [v.strip() for v in vals if v.strip()]
 
 
+def _case_id(rec: dict, path: Path, line: int) -> str:
+    """The record's id as a string: a non-empty string or a number (``null``, booleans, objects are errors)."""
+    if "id" not in rec:
+        raise DataError(path, line, "id", "missing")
+    val = rec["id"]
+    if isinstance(val, bool) or not isinstance(val, (str, int, float)):
+        raise DataError(path, line, "id", f"expected str or number, got {_json_type(val)}")
+    cid = str(val)
+    if not cid.strip():
+        raise DataError(path, line, "id", "empty")
+    return cid
+
+
 def _options(rec: dict, path: Path, line: int) -> tuple[Option, ...]:
+    """Options as lettered :class:`Option`s, sorted by letter.
+
+    An object's keys must be letters A-J (either case); a list is lettered A, B, ... in order. Numbered keys
+    (``"1"``..``"4"``) are an error rather than a guess (0- or 1-based? and the answer would need mapping too).
+    """
     raw = _require(rec, "options", (dict, list), path, line)
+    if len(raw) > len(LETTERS):
+        raise DataError(path, line, "options", f"{len(raw)} options; at most {len(LETTERS)} are supported "
+                                               f"(letters {LETTERS[0]}-{LETTERS[-1]})")
     if isinstance(raw, list):
-        raw = {LETTERS[i]: v for i, v in enumerate(raw)}
-    opts = []
-    for letter, text in raw.items():
+        items = [(LETTERS[i], f"options[{i}]", text) for i, text in enumerate(raw)]
+    else:
+        items = []
+        for key, text in raw.items():
+            letter = key.strip().upper()
+            if len(letter) != 1 or letter not in LETTERS:
+                raise DataError(path, line, f"options.{key}",
+                                f"option keys must be letters {LETTERS[0]}-{LETTERS[-1]}, got {key!r} (give "
+                                "unlettered options as a list: they are lettered A, B, ... in order)")
+            items.append((letter, f"options.{key}", text))
+    opts: dict[str, Option] = {}
+    for letter, name, text in items:
         if not isinstance(text, str):
-            raise DataError(path, line, f"options.{letter}", f"expected str, got {type(text).__name__}")
-        opts.append(Option(letter=str(letter).strip().upper(), text=text.strip()))
-    return tuple(sorted(opts, key=lambda o: o.letter))
+            raise DataError(path, line, name, f"expected str, got {_json_type(text)}")
+        if letter in opts:
+            raise DataError(path, line, name, f"a second option with the letter {letter!r}")
+        opts[letter] = Option(letter=letter, text=text.strip())
+    return tuple(sorted(opts.values(), key=lambda o: o.letter))
 
 
 def _synth_annotations(rec: dict, facts: list[str], options: tuple[Option, ...], path: Path, line: int):
@@ -115,9 +162,7 @@ def _make_case(rec: dict, fmt: str, initial: str, path: Path, line: int) -> Case
     """Build a case from one record, or return the reason it is unusable."""
     question = _require(rec, "question", str, path, line).strip()
     options = _options(rec, path, line)
-    if "id" not in rec:
-        raise DataError(path, line, "id", "missing")
-    cid = str(rec["id"])
+    cid = _case_id(rec, path, line)
     if fmt == "mediq":
         context = _str_list(rec, "context", path, line)
         facts = [strip_numbering(f) for f in _str_list(rec, "facts", path, line)]
@@ -159,21 +204,44 @@ def detect_format(rec: dict) -> str:
     return "mediq" if "context" in rec else "generic"
 
 
+def _text(raw: bytes, path: Path, line: int) -> str:
+    """One line of the file as text: UTF-8 (a byte-order mark on the first line is dropped), else a DataError."""
+    if b"\0" in raw:
+        raise DataError(path, line, None, f"binary data (a NUL byte at byte {raw.index(0) + 1} of the line), not "
+                                          "JSONL text")
+    try:
+        return raw.decode("utf-8-sig" if line == 1 else "utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(path, line, None, f"not UTF-8 text (byte 0x{raw[err.start]:02x} at byte {err.start + 1} of "
+                                          "the line): save the file as UTF-8") from None
+
+
+def _open(path: Path):
+    if path.is_dir():
+        raise DataError(path, None, None, "is a directory, not a JSONL file")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return path.open("rb")
+    except OSError as err:
+        raise DataError(path, None, None, f"cannot read ({err.strerror or err})") from None
+
+
 def load_cases(path: str | Path, initial: str = "first-sentence", fmt: str = "auto", limit: int | None = None) -> LoadResult:
     """Load cases from a JSONL file (MediQ or generic; ``fmt="auto"`` decides per file from the first record).
 
-    Raises :class:`DataError` (file, line, field) on bad input and ``FileNotFoundError`` if the file is missing.
+    Raises :class:`DataError` (file, line, field; or the file alone) on bad input - including an empty file and a
+    file with no usable case - and ``FileNotFoundError`` if the file is missing.
     """
     if initial not in INITIAL_PROTOCOLS:
         raise ValueError(f"unknown initial-information protocol {initial!r}; choose from {INITIAL_PROTOCOLS}")
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
     cases: list[Case] = []
     skipped: Counter[str] = Counter()
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, start=1):
+    with _open(path) as fh:
+        for lineno, raw_bytes in enumerate(fh, start=1):
+            raw = _text(raw_bytes, path, lineno)
             if not raw.strip():
                 continue
             try:
@@ -181,19 +249,26 @@ def load_cases(path: str | Path, initial: str = "first-sentence", fmt: str = "au
             except json.JSONDecodeError as err:
                 raise DataError(path, lineno, "<json>", f"not valid JSON ({err.msg} at column {err.colno})") from None
             if not isinstance(rec, dict):
-                raise DataError(path, lineno, "<json>", "expected a JSON object per line")
+                raise DataError(path, lineno, "<json>", f"expected a JSON object per line, got {_json_type(rec)}")
             if fmt == "auto":
                 fmt = detect_format(rec)
             made = _make_case(rec, fmt, initial, path, lineno)
+            cid = made.id if isinstance(made, Case) else _case_id(rec, path, lineno)
+            if cid in seen:
+                raise DataError(path, lineno, "id", f"duplicate id {cid!r}")
+            seen.add(cid)
             if isinstance(made, str):
                 skipped[made] += 1
                 continue
-            if made.id in seen:
-                raise DataError(path, lineno, "id", f"duplicate id {made.id!r}")
-            seen.add(made.id)
             cases.append(made)
             if limit is not None and len(cases) >= limit:
                 break
+    if not cases:
+        n = sum(skipped.values())
+        if not n:
+            raise DataError(path, None, None, "no cases: the file is empty (expected one JSON object per line)")
+        why = ", ".join(f"{reason}: {k}" for reason, k in skipped.most_common())
+        raise DataError(path, None, None, f"no usable case: all {n} case{'s' if n != 1 else ''} skipped ({why})")
     return LoadResult(cases, dict(skipped))
 
 

@@ -68,6 +68,12 @@ class EnvConfig:
         default=1, metadata={"help": "Unreadable outputs tolerated in a row before the answer is forced."}
     )
 
+    def __post_init__(self) -> None:
+        if self.max_questions < 0:
+            raise ValueError(f"--max-questions must be >= 0, got {self.max_questions}")
+        if self.max_invalid_retries < 0:
+            raise ValueError(f"max_invalid_retries must be >= 0, got {self.max_invalid_retries}")
+
 
 # ---- the one transition ---------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ anything is written.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -21,8 +22,12 @@ from promed.env.rollout import Episode, run_consultations
 from promed.eval.metrics import Metrics, compute_metrics, group_metrics
 from promed.eval.records import transcript_from_json, transcript_to_json
 from promed.eval.report import markdown_table
-from promed.io import JsonlAppender, atomic_write_json, atomic_write_text, manifest, read_jsonl, repair_jsonl, safe_name
-from promed.runtime import RunModels, is_synthetic
+from promed.io import (
+    JsonlAppender, atomic_write_json, atomic_write_lines, atomic_write_text, check_out_dir, data_fingerprint, prepare_run, read_jsonl, repair_jsonl,
+    safe_name, start_run,
+)
+from promed.runtime import RunModels, check_scorer_fits, is_synthetic
+from promed.sig.cache import EstimatorChoice, check_estimator_budget
 from promed.types import Case, Transcript
 
 
@@ -33,22 +38,37 @@ def run_eval(cfg: EvalConfig, progress: bool = True, sig_annotator=None) -> dict
     """
     loaded = load_data(cfg.data)
     cases = loaded.cases
-    models = RunModels(cfg.model, cfg.scorer, cfg.patient, is_synthetic(cfg.data.data, cases))
+    models = RunModels(cfg.model, cfg.scorer, cfg.patient, is_synthetic(cfg.data.data, cases),
+                       server=cfg.server)
     entries = [build_doctor(name, models.scorer, models.llm, models.load_llm, cfg.no_repeat) for name in cfg.doctors]
-    if cfg.sig and sig_annotator is None and cases:
+    out = Path(cfg.out)
+    check_out_dir(out)
+    synthetic = is_synthetic(cfg.data.data, cases)
+    if cfg.scorer is not None or synthetic:
+        check_scorer_fits(models.scorer_spec(), synthetic, cfg.data.data)
+    if cfg.sig:
+        check_estimator_budget(EstimatorChoice(cfg.estimator), cases, cheap=models.scorer_spec() == "bayes")
+    overwrite = bool(getattr(cfg, "overwrite", False))
+    run_manifest = prepare_run(out, cfg, "eval", data_fingerprint(cases, cfg.data.data), overwrite)  # nothing written yet
+    patient = models.patient()
+    scorer = models.scorer() if cfg.sig and sig_annotator is None and cases else None
+
+    start_run(out, run_manifest, overwrite)  # the first bytes this run writes
+    (out / "transcripts").mkdir(parents=True, exist_ok=True)
+    own_annotator = None
+    if scorer is not None:
         from promed.sig.annotate import SigAnnotator
 
-        sig_annotator = SigAnnotator.for_eval(models.scorer(), cfg.estimator, cfg.out / "shapley.jsonl", cfg.seed)
-    patient = models.patient()
-
-    out = Path(cfg.out)
-    (out / "transcripts").mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "manifest.json", manifest(cfg, "eval"))
+        sig_annotator = own_annotator = SigAnnotator.for_eval(scorer, cfg.estimator, out / "shapley.jsonl", cfg.seed)
     by_id = {c.id: c for c in cases}
     results: dict[str, Metrics] = {}
-    for entry in entries:
-        results[entry.name] = _run_doctor(entry, cases, by_id, patient, cfg, out, progress, sig_annotator,
-                                          loaded.skipped)
+    try:
+        for entry in entries:
+            results[entry.name] = _run_doctor(entry, cases, by_id, patient, cfg, out, progress, sig_annotator,
+                                              loaded.skipped)
+    finally:
+        if own_annotator is not None:
+            own_annotator.close()
     atomic_write_json(out / "summary.json", {name: m.to_json() for name, m in results.items()})
     atomic_write_text(out / "table.md", markdown_table(results))
     from promed.eval.figures import plot_accuracy_vs_questions
@@ -85,7 +105,10 @@ def _run_doctor(entry: DoctorEntry, cases: list[Case], by_id: dict[str, Case], p
 
 def _run_records(path: Path, episodes: list[Episode], doctor, label: str, by_id: dict[str, Case], patient,
                  env_cfg, cfg: EvalConfig, progress: bool, sig_annotator) -> tuple[list[Transcript], list[int]]:
-    """Run the episodes not yet in ``path`` (appending each as it ends); return every wanted record, in order."""
+    """Run the episodes not yet in ``path`` (appending each as it ends); return every wanted record, in order.
+
+    Records are appended as episodes end (completion order); once all are there the file is rewritten in episode
+    order, so a resumed run's file is byte for byte the uninterrupted run's."""
     repair_jsonl(path)
     recs = {(r["id"], int(r.get("sample", 0))): r for r in read_jsonl(path)}
     todo = [e for e in episodes if (e.case.id, e.sample) not in recs]
@@ -98,8 +121,15 @@ def _run_records(path: Path, episodes: list[Episode], doctor, label: str, by_id:
             tick()
 
         run_consultations(todo, doctor, patient, env_cfg, seed=cfg.seed, batch_size=cfg.batch_size, on_done=on_done)
-    recs = {(r["id"], int(r.get("sample", 0))): r for r in read_jsonl(path)}
-    pairs = [transcript_from_json(recs[(e.case.id, e.sample)]) for e in episodes]
+    lines = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            r = json.loads(line)
+            lines[(r["id"], int(r.get("sample", 0)))] = line
+    order = [(e.case.id, e.sample) for e in episodes]
+    if list(lines) != order and set(lines) == set(order):  # completion order -> case order: resumed == uninterrupted
+        atomic_write_lines(path, [lines[k] for k in order])
+    pairs = [transcript_from_json(json.loads(lines[k])) for k in order]
     return [t for t, _ in pairs], [n for _, n in pairs]
 
 

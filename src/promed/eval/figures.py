@@ -86,7 +86,8 @@ def plot_case_sig(facts: list[str], phi: list[float], turns: list[dict], path: P
 def case_figure_from_run(run_dir: Path, doctor: str, case_id: str | None, out: Path) -> str:
     """Draw :func:`plot_case_sig` for one case of a ``promed eval`` run (its transcripts and Shapley cache).
 
-    Returns the case id drawn (the first case of the doctor's transcripts when ``case_id`` is None).
+    Returns the case id drawn: ``case_id``, or by default the first case by id among those the run has Shapley
+    values for (an evaluation computes them only for cases where some question revealed a fact).
     """
     from promed.io import read_jsonl, safe_name
     from promed.sig.cache import read_shapley
@@ -97,14 +98,19 @@ def case_figure_from_run(run_dir: Path, doctor: str, case_id: str | None, out: P
         raise FileNotFoundError(f"{tpath}: no transcripts for doctor {doctor!r} in {run_dir}")
     if not spath.exists():
         raise FileNotFoundError(f"{spath}: no Shapley cache (run promed eval with --sig)")
-    recs = [r for r in read_jsonl(tpath) if case_id is None or r["id"] == case_id]
+    shapley = {s.id: s for s in read_shapley(spath)}
+    recs = [r for r in read_jsonl(tpath) if (r["id"] == case_id if case_id is not None else r["id"] in shapley)
+            and r.get("sample", 0) == 0]
     if not recs:
+        if case_id is None:
+            raise LookupError(f"{spath}: no case of doctor {doctor!r} has Shapley values (no question revealed a "
+                              "fact); pass --case, after computing its values with promed sig")
         raise LookupError(f"case {case_id!r} is not in {tpath}")
-    rec = recs[0]
-    shap = [s for s in read_shapley(spath) if s.id == rec["id"]]
-    if not shap:
-        raise LookupError(f"case {rec['id']!r} has no Shapley values in {spath}")
-    s = shap[-1]
+    rec = min(recs, key=lambda r: r["id"])
+    if rec["id"] not in shapley:
+        raise LookupError(f"case {rec['id']!r} has no Shapley values in {spath} (no question of this run revealed "
+                          "a fact in it; promed sig computes them for every case)")
+    s = shapley[rec["id"]]
     verdict = "correct" if rec["correct"] else "wrong"
     title = (f"{rec['id']} - doctor {doctor}: answered {rec['answer']} (gold {rec['gold']}, {verdict}); "
              f"v(empty) = {s.v_empty:.2f}, v(all) = {s.v_full:.2f}")

@@ -35,6 +35,26 @@ class SpecError(ValueError):
     """A model spec that cannot be parsed or loaded (reported by the CLI with exit code 2)."""
 
 
+class ServerError(RuntimeError):
+    """A failure talking to a model server, after the retries its policy allows (the CLI: exit code 3).
+
+    ``url``: the server (endpoint) URL; ``status``: the HTTP status, or ``None`` for a timeout, a refused
+    connection or a malformed reply; ``message`` (also ``str(err)``): one line naming the URL and what went
+    wrong, e.g. ``http://127.0.0.1:8000/v1/chat/completions: HTTP 401 Unauthorized: check OPENAI_API_KEY ...``.
+    Backends never put an API key in it.
+    """
+
+    def __init__(self, url: str, status: int | None, message: str):
+        super().__init__(message)
+        self.url, self.status, self.message = url, status, message
+
+    def __reduce__(self):  # picklable (the default would call ServerError(message) from self.args)
+        return (type(self), (self.url, self.status, self.message))
+
+    def __repr__(self) -> str:
+        return f"ServerError(url={self.url!r}, status={self.status!r}, message={self.message!r})"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A parsed model spec. ``kind`` is one of ``hf``, ``gguf``, ``openai``, ``tiny``."""
@@ -68,3 +88,22 @@ def parse_spec(spec: str) -> ModelSpec:
         f"bad model spec {spec!r}: expected gemma-270m, hf:<id or path>, gguf:<file>, "
         "openai:<model>@<base-url> or tiny"
     )
+
+
+class ContextLengthError(ValueError):
+    """A prompt longer than the model's context (an input error). ``index`` is the prompt's position in the batch,
+    so that callers can name the case it came from."""
+
+    def __init__(self, message: str, index: int = -1, length: int = 0, limit: int = 0):
+        super().__init__(message)
+        self.index, self.length, self.limit = index, length, limit
+
+
+def check_spec(option: str, spec: str | None, bayes: bool = False) -> None:
+    """Raise ValueError naming ``option`` unless ``spec`` is None, a parsable model spec or (``bayes``) ``bayes``."""
+    if spec is None or (bayes and spec == "bayes"):
+        return
+    try:
+        parse_spec(spec)
+    except SpecError as err:
+        raise ValueError(f"{option}: {err}{' (or bayes)' if bayes else ''}") from None

@@ -46,6 +46,7 @@ from promed.llm.packed_scoring import (
     score_rows_naive,
     score_rows_packed,
 )
+from promed.llm.base import ContextLengthError
 from promed.types import Chat, Generation, Sampling
 
 
@@ -180,6 +181,13 @@ class HFBackend:
         templated = bool(getattr(self.tokenizer, "chat_template", None))
         return self.tokenizer(self.render(chat), add_special_tokens=not templated)["input_ids"]
 
+    @property
+    def max_context(self) -> int:
+        """The most tokens the model takes (its ``max_position_embeddings``; 0 when unknown)."""
+        cfg = getattr(self.model, "config", None)
+        cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+        return int(getattr(cfg, "max_position_embeddings", 0) or 0)
+
     def load_weights(self, model) -> None:
         """Serve ``model``'s weights from now on (a model object: used as is; a state dict: copied in)."""
         if isinstance(model, dict):
@@ -203,6 +211,12 @@ class HFBackend:
             raise ValueError(f"got {len(sampling.seeds)} seeds for {len(chats)} chats")
         copies = 1 if beam else sampling.n
         encoded = [self.encode_prompt(c) for c in chats for _ in range(copies)]
+        limit = self.max_context
+        for j, e in enumerate(encoded):
+            if limit and len(e) + sampling.max_new_tokens > limit:
+                raise ContextLengthError(f"{self.name}: chat {j // copies} has {len(e):,} prompt tokens; with "
+                                         f"{sampling.max_new_tokens} new tokens that exceeds the model's context of "
+                                         f"{limit:,}", index=j // copies, length=len(e), limit=limit)
         row_seeds = [_row_seed(sampling, i, k) for i in range(len(chats)) for k in range(copies)]
         out: list[Generation] = []
         with self._serving(), torch.inference_mode():
@@ -286,6 +300,12 @@ class HFBackend:
         """Unnormalised ``log P(option | prompt)`` (summed over the option's tokens), one array per prompt."""
         reuse = self.options.reuse_prefix if reuse_prefix is None else reuse_prefix
         rows, n_opts = build_rows(self.tokenizer, prompts, options)
+        limit = self.max_context
+        for row in rows:
+            if limit and len(row.ids) > limit:
+                i = row.targets[0][0]
+                raise ContextLengthError(f"{self.name}: prompt {i} has {len(row.ids):,} tokens, more than the model's "
+                                         f"context of {limit:,}", index=i, length=len(row.ids), limit=limit)
         with self._serving(), torch.inference_mode():
             if self._runner is None:
                 self._runner = Runner(self.model, self.device, head_supported(self.model, self.device))

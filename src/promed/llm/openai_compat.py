@@ -29,26 +29,156 @@
 
   Then a softmax over the prompt's candidates.
 
-Retries: the ``openai`` client retries connection errors, timeouts, 408/409/429 and 5xx responses with
-exponential back-off (``max_retries``), each request bounded by ``timeout`` seconds. The API key is read from the
-environment variable ``api_key_env`` (``"EMPTY"`` when unset, as local servers expect); it is never logged nor put
-in ``repr``.
+Failures and retries (our loop; the ``openai`` client runs with ``max_retries=0``): every failure talking to the
+server ends as one :class:`promed.llm.base.ServerError` naming the endpoint URL and the HTTP status, or
+``timeout after T s``, ``connection refused`` (``cannot connect: ...``) or ``malformed reply: <what>``.
+
+* retried, with a ``warning: <url>: <what>; retry k/R in D s`` line on stderr per retry: connection errors,
+  timeouts, HTTP 408, 409, 429 and 5xx, and malformed replies (a body that is not JSON, no ``choices``, no
+  ``logprobs`` where scoring needs them);
+* not retried: 401 and 403 (the message names the key's environment variable, ``api_key_env``), and every other
+  4xx (400, 404, 422, ...: the message has the status and the server's error message, truncated).
+
+Back-off before retry k (1-based): ``min(0.5 * 2**(k-1), 8)`` s (0.5, 1, 2, 4, 8, 8, ... s); after a 429 or 503
+with a ``Retry-After`` (or ``retry-after-ms``) header, that many seconds instead, capped at 30 s. ``timeout`` (T) is
+the client's limit on each phase of one attempt (connect, send, and the wait for the reply, which for these
+non-streaming requests covers the whole generation). So one request with R = ``max_retries`` takes at most
+``T * (R + 1) + sum(back-offs)`` (:func:`max_request_seconds`): 4 x 60 + 3.5 = 243.5 s with the defaults
+(T = 60, R = 3), 2 x 0.5 + 0.5 = 1.5 s with T = 0.5, R = 1; each Retry-After honoured adds at most 30 s instead
+of its back-off. In a batch (``concurrency`` requests in flight), the first request to fail for good stops the
+others from retrying further and cancels the queued ones, and that first error is raised.
+
+The API key is read from the environment variable ``api_key_env`` (``"EMPTY"`` when unset, as local servers
+expect); it is never logged, never put in ``repr``, and removed from every error and warning (a server that
+echoes it back in an error body shows ``***``).
 """
 
 from __future__ import annotations
 
+import email.utils
+import http
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence, TypeVar
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from promed.llm.base import ServerError
 from promed.llm.hf import render_plain
 from promed.types import Chat, Generation, Sampling
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+BACKOFF_BASE_S = 0.5  # the first retry waits this long, each next one twice as long ...
+BACKOFF_CAP_S = 8.0  # ... up to this
+RETRY_AFTER_CAP_S = 30.0  # a server's Retry-After is honoured up to this many seconds
+RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx
+KEY_STATUSES = frozenset({401, 403})
+MAX_DETAIL_CHARS = 200  # the server's error message, truncated to this in our messages
+
+
+def backoff_s(retry: int) -> float:
+    """Seconds to wait before retry number ``retry`` (1-based) when the server gave no Retry-After."""
+    return min(BACKOFF_BASE_S * 2 ** (retry - 1), BACKOFF_CAP_S)
+
+
+def max_request_seconds(timeout: float, retries: int, retry_after: bool = False) -> float:
+    """Upper bound on one request's time: ``timeout * (retries + 1)`` plus the back-offs (or, with ``retry_after``,
+    the longest Retry-After honoured, 30 s, before every retry)."""
+    waits = RETRY_AFTER_CAP_S * retries if retry_after else sum(backoff_s(k) for k in range(1, retries + 1))
+    return timeout * (retries + 1) + waits
+
+
+class _Malformed(Exception):
+    """A reply this backend cannot read (retried like a transient failure)."""
+
+
+class _Failure:
+    """One failed attempt: what to say about it, whether to retry, how long the server asked us to wait."""
+
+    def __init__(self, status: int | None, what: str, retry: bool, wait_s: float | None = None, hint: str = ""):
+        self.status, self.what, self.retry, self.wait_s, self.hint = status, what, retry, wait_s, hint
+
+
+def _one_line(text: Any, limit: int = MAX_DETAIL_CHARS) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _server_message(body: Any, fallback: str) -> str:
+    """The human part of an error body: ``{"error": {"message": ...}}``, ``{"message": ...}``, ``{"detail": ...}``."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            for key in ("message", "detail", "error"):
+                if inner.get(key):
+                    return _one_line(inner[key])
+        elif inner:
+            return _one_line(inner)
+        for key in ("message", "detail"):
+            if body.get(key):
+                return _one_line(body[key])
+    if isinstance(body, str) and body.strip():
+        return _one_line(body)
+    return _one_line(fallback) if fallback else ""
+
+
+def _retry_after_s(headers: Any) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), capped; ``None`` if absent."""
+    if headers is None:
+        return None
+    value: float | None = None
+    try:
+        ms = headers.get("retry-after-ms")
+        if ms is not None:
+            value = float(ms) / 1000
+    except (TypeError, ValueError):
+        value = None
+    raw = headers.get("retry-after") if value is None else None
+    if raw is not None:
+        try:
+            value = float(raw)
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(raw)
+                value = (when - datetime.now(timezone.utc)).total_seconds()
+            except (TypeError, ValueError):
+                value = None
+    if value is None or math.isnan(value):
+        return None
+    return min(max(value, 0.0), RETRY_AFTER_CAP_S)
+
+
+def _reason(status: int, fallback: str = "") -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return fallback
+
+
+def _first_choice(resp: Any) -> Any:
+    """``resp.choices[0]``, or :class:`_Malformed` saying what the reply lacks."""
+    if isinstance(resp, (str, bytes)):
+        raise _Malformed(f"not JSON: {_one_line(resp, 80)!r}")
+    choices = getattr(resp, "choices", None)
+    if not choices:
+        raise _Malformed("no 'choices' in the reply")
+    return choices[0]
+
+
+def _display_url(base_url: str) -> str:
+    """``base_url`` without user:password (the URL printed in messages)."""
+    parts = urlsplit(base_url)
+    if "@" not in parts.netloc:
+        return base_url.rstrip("/")
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])).rstrip("/")
 
 
 class OpenAICompatBackend:
@@ -58,8 +188,8 @@ class OpenAICompatBackend:
         model: the server's model name.
         base_url: e.g. ``http://127.0.0.1:8000/v1``.
         api_key_env: environment variable holding the API key.
-        timeout: seconds per request.
-        max_retries: retries per request (exponential back-off, by the ``openai`` client).
+        timeout: seconds per attempt of a request (see the module docstring for the bound on a whole request).
+        max_retries: retries per request (our loop: exponential back-off, a warning line per retry).
         concurrency: requests in flight at once.
         mode: ``"chat"`` (chat.completions) or ``"completions"`` (raw prompt) for :meth:`generate`.
         top_logprobs: how many top first-token log-probabilities to request when scoring (OpenAI caps it at 5
@@ -69,7 +199,8 @@ class OpenAICompatBackend:
         return_token_ids: ask the server for the sampled token ids and log-probabilities (vLLM).
         name: the backend's name (default ``openai:<model>@<base_url>``).
 
-    No beam search (the OpenAI API has none): ``Sampling.beams > 1`` raises ``ValueError``.
+    No beam search (the OpenAI API has none): ``Sampling.beams > 1`` raises ``ValueError``. A failure talking to
+    the server raises :class:`promed.llm.base.ServerError`.
     """
 
     supports_beams = False
@@ -84,26 +215,155 @@ class OpenAICompatBackend:
             raise ValueError(f"mode must be 'chat' or 'completions', got {mode!r}")
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries!r}")
         self.model, self.base_url, self.mode = model, base_url, mode
         self.name = name or f"openai:{model}@{base_url}"
         self.concurrency, self.top_logprobs, self.missing_margin = concurrency, top_logprobs, missing_margin
         self.echo = echo
         self.return_token_ids = return_token_ids
+        self.timeout, self.max_retries, self.api_key_env = float(timeout), int(max_retries), api_key_env
+        self._key_set = bool(os.environ.get(api_key_env))
+        self._local = threading.local()  # per worker thread: the batch's stop event (see _map)
         self._client = OpenAI(
             base_url=base_url,
             api_key=os.environ.get(api_key_env) or "EMPTY",
-            timeout=timeout,
-            max_retries=max_retries,
+            timeout=self.timeout,
+            max_retries=0,  # retries are ours (_request): visible, bounded, and they cover malformed replies
         )
 
     def __repr__(self) -> str:
         return f"OpenAICompatBackend(model={self.model!r}, base_url={self.base_url!r}, mode={self.mode!r})"
 
     def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """``[fn(x) for x in items]`` with ``concurrency`` in flight; the first error stops the rest and is raised."""
+        items = list(items)
         if len(items) <= 1 or self.concurrency == 1:
             return [fn(x) for x in items]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as pool:
-            return list(pool.map(fn, items))
+        stop, lock, errors = threading.Event(), threading.Lock(), []
+
+        def run(x: T) -> R:
+            self._local.stop = stop
+            try:
+                return fn(x)
+            except BaseException as err:
+                with lock:
+                    if not errors:
+                        errors.append(err)
+                stop.set()
+                raise
+            finally:
+                self._local.stop = None
+
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(items)))
+        try:
+            futures = [pool.submit(run, x) for x in items]
+            wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:  # e.g. KeyboardInterrupt while waiting: stop retrying, drop the queue
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True, cancel_futures=bool(errors))
+        if errors:
+            raise errors[0]
+        return [f.result() for f in futures]
+
+    # ---- requests: errors, retries ----------------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        key = getattr(self._client, "api_key", None)
+        if isinstance(key, str) and len(key) >= 4 and key != "EMPTY":
+            text = text.replace(key, "***")
+        return text
+
+    def _classify(self, err: Exception) -> _Failure:
+        """What a failed attempt was and whether it is worth another one."""
+        import openai
+
+        if isinstance(err, _Malformed):
+            return _Failure(None, f"malformed reply: {_one_line(err)}", True)
+        if isinstance(err, openai.APITimeoutError):
+            return _Failure(None, f"timeout after {self.timeout:g} s", True)
+        if isinstance(err, openai.APIConnectionError):
+            cause = err.__cause__ or err.__context__
+            detail = _one_line(cause or err).rstrip(".")
+            if "refused" in detail.lower():
+                return _Failure(None, "connection refused", True, hint="is the server running at this URL?")
+            if cause is not None and "connect" in type(cause).__name__.lower():
+                return _Failure(None, f"cannot connect: {detail}", True, hint="is the server running at this URL?")
+            return _Failure(None, f"connection error: {detail}", True)
+        if isinstance(err, openai.APIStatusError):
+            status = err.status_code
+            response = getattr(err, "response", None)
+            head = f"HTTP {status} {_reason(status, getattr(response, 'reason_phrase', ''))}".rstrip()
+            said = _server_message(err.body, "")
+            what = f"{head}: {said}" if said else head
+            if status in KEY_STATUSES:
+                unset = "" if self._key_set else "; it is not set"
+                return _Failure(status, f"{head}: check {self.api_key_env} (the key is read from that variable"
+                                        f"{unset})" + (f"; the server said: {said}" if said else ""), False)
+            if status in RETRY_STATUSES or status >= 500:
+                headers = getattr(response, "headers", None)
+                wait_s = _retry_after_s(headers) if status in (429, 503) else None
+                return _Failure(status, what, True, wait_s)
+            hint = "check the model name and the base URL (it usually ends in /v1)" if status == 404 else ""
+            return _Failure(status, what, False, hint=hint)
+        if isinstance(err, openai.APIResponseValidationError):
+            return _Failure(None, f"malformed reply: {_one_line(err)}", True)
+        raise err  # not a server failure: a bug, let it through
+
+    def _request(self, endpoint: str, parse: Callable[[Any], R], **kwargs: Any) -> R:
+        """POST ``kwargs`` to ``endpoint`` (``chat/completions`` or ``completions``) and ``parse`` the reply, under
+        the retry policy of the module docstring; :class:`ServerError` when it gives up."""
+        import openai
+
+        create = self._client.chat.completions.create if endpoint == "chat/completions" \
+            else self._client.completions.create
+        url = f"{_display_url(self.base_url)}/{endpoint}"
+        retry = 0
+        while True:
+            try:
+                try:
+                    resp = create(**kwargs)
+                except ValueError as err:  # the body did not parse as JSON
+                    raise _Malformed(f"invalid JSON ({_one_line(err, 80)})") from err
+                try:
+                    return parse(resp)
+                except _Malformed:
+                    raise
+                except (AttributeError, TypeError, KeyError, IndexError, ValueError) as err:
+                    raise _Malformed(f"unexpected reply structure ({type(err).__name__}: {_one_line(err, 80)})") \
+                        from err
+            except (_Malformed, openai.OpenAIError) as err:
+                failure, last = self._classify(err), err
+            stop = getattr(self._local, "stop", None)
+            stopped = stop is not None and stop.is_set()
+            what = self._redact(failure.what)
+            if failure.retry and retry < self.max_retries and not stopped:
+                delay = failure.wait_s if failure.wait_s is not None else backoff_s(retry + 1)
+                self._warn(f"warning: {url}: {what}; retry {retry + 1}/{self.max_retries} in {delay:.3g} s")
+                if stop is not None:
+                    stopped = stop.wait(delay)  # True: another request of the batch failed meanwhile
+                else:
+                    time.sleep(delay)
+                if not stopped:
+                    retry += 1
+                    continue
+            notes = [f"{retry + 1} attempts" if retry else "",
+                     "not retried: another request failed" if failure.retry and stopped else "", failure.hint]
+            note = "; ".join(n for n in notes if n)
+            message = f"{url}: {what}" + (f" ({note})" if note else "")
+            # chained to the client's error only when it carries no server text (a status error's body could)
+            raise ServerError(url, failure.status, message) from (last if failure.status is None else None)
+
+    @staticmethod
+    def _warn(line: str) -> None:
+        """One line on stderr, above any tqdm bar (rich's live display redirects stderr itself)."""
+        from tqdm import tqdm
+
+        tqdm.write(line, file=sys.stderr)
 
     # ---- generation -----------------------------------------------------------------------------------------
 
@@ -121,7 +381,8 @@ class OpenAICompatBackend:
         return self._map(lambda job: self._one(job[1], sampling, job[2], job[0]), jobs)
 
     def _one(self, chat: Chat, s: Sampling, k: int, i: int = 0) -> Generation:
-        common = dict(model=self.model, max_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p)
+        common: dict[str, Any] = dict(model=self.model, max_tokens=s.max_new_tokens, temperature=s.temperature,
+                                      top_p=s.top_p)
         if s.stop:
             common["stop"] = list(s.stop[:4])
         base = s.seeds[i] if s.seeds else s.seed
@@ -132,20 +393,13 @@ class OpenAICompatBackend:
         if self.mode == "chat":
             if self.return_token_ids:
                 common["logprobs"] = True
-            resp = self._client.chat.completions.create(messages=list(chat), **common)
-            choice = resp.choices[0]
-            text = choice.message.content or ""
-            lps = [t.logprob for t in (choice.logprobs.content or [])] if getattr(choice, "logprobs", None) else None
+            text, lps, ids, finish = self._request("chat/completions", _parse_chat, messages=list(chat), **common)
         else:
             if self.return_token_ids:
                 common["logprobs"] = 0
-            resp = self._client.completions.create(prompt=render_plain(chat), **common)
-            choice = resp.choices[0]
-            text = choice.text or ""
-            lp = getattr(choice, "logprobs", None)
-            lps = list(lp.token_logprobs) if lp is not None and lp.token_logprobs else None
-        ids = getattr(choice, "token_ids", None)
-        reason = {"stop": "stop", "length": "length"}.get(choice.finish_reason or "", choice.finish_reason or "")
+            text, lps, ids, finish = self._request("completions", _parse_completion, prompt=render_plain(chat),
+                                                   **common)
+        reason = {"stop": "stop", "length": "length"}.get(finish or "", finish or "")
         if ids and lps is not None and len(ids) == len(lps):
             return Generation(text, tuple(int(t) for t in ids), tuple(float(x) for x in lps), reason)
         cut = min((j for j in (text.find(x) for x in s.stop if x) if j >= 0), default=len(text))
@@ -171,20 +425,13 @@ class OpenAICompatBackend:
         return self._map(lambda job: self._score_prompt(*job), list(zip(prompts, options)))
 
     def _top(self, prompt: str) -> dict[str, float]:
-        resp = self._client.completions.create(
-            model=self.model, prompt=prompt, max_tokens=1, temperature=0.0, logprobs=self.top_logprobs
-        )
-        lp = resp.choices[0].logprobs
-        if lp is None or not lp.top_logprobs:
-            raise RuntimeError(f"server {self.base_url} returned no logprobs for a completions request")
-        return dict(lp.top_logprobs[0])
+        return self._request("completions", _parse_top, model=self.model, prompt=prompt, max_tokens=1,
+                             temperature=0.0, logprobs=self.top_logprobs)
 
     def _echo_ll(self, prompt: str, option: str) -> float | None:
         """Exact ``log P(option | prompt)`` via ``echo=True``; ``None`` if the server gives no prompt logprobs."""
-        resp = self._client.completions.create(
-            model=self.model, prompt=prompt + option, max_tokens=1, temperature=0.0, logprobs=1, echo=True
-        )
-        lp = resp.choices[0].logprobs
+        lp = self._request("completions", lambda resp: _first_choice(resp).logprobs, model=self.model,
+                           prompt=prompt + option, max_tokens=1, temperature=0.0, logprobs=1, echo=True)
         if lp is None or not lp.token_logprobs or not lp.text_offset:
             return None
         n_prompt_chars = len(prompt)
@@ -223,3 +470,32 @@ class OpenAICompatBackend:
                 value = self._sequential_ll(prompt, opt, first)
             out[j] = floor if value is None else value
         return out
+
+
+# ---- reply parsers (run inside the retry loop: what they cannot read is a malformed reply) ----------------------
+
+
+def _parse_chat(resp: Any) -> tuple[str, list[float] | None, Any, str | None]:
+    choice = _first_choice(resp)
+    message = getattr(choice, "message", None)
+    if message is None:
+        raise _Malformed("no 'message' in the chat reply's choice")
+    text = message.content or ""
+    lp = getattr(choice, "logprobs", None)
+    lps = [t.logprob for t in (lp.content or [])] if lp else None
+    return text, lps, getattr(choice, "token_ids", None), choice.finish_reason
+
+
+def _parse_completion(resp: Any) -> tuple[str, list[float] | None, Any, str | None]:
+    choice = _first_choice(resp)
+    text = choice.text or ""
+    lp = getattr(choice, "logprobs", None)
+    lps = list(lp.token_logprobs) if lp is not None and lp.token_logprobs else None
+    return text, lps, getattr(choice, "token_ids", None), choice.finish_reason
+
+
+def _parse_top(resp: Any) -> dict[str, float]:
+    lp = _first_choice(resp).logprobs
+    if lp is None or not lp.top_logprobs or not lp.top_logprobs[0]:
+        raise _Malformed("no logprobs in a completions reply (does the server support logprobs?)")
+    return {str(t): float(v) for t, v in dict(lp.top_logprobs[0]).items()}

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from promed.llm.base import LLM
+from promed.llm.base import LLM, ContextLengthError
 from promed.types import Query
 
 SCORER_PROMPT = (
@@ -69,7 +69,14 @@ class LLMScorer:
         prompts = [render_query(q) for q in queries]
         letters = [tuple(f" {letter}" for letter in q.letters) for q in queries]
         options = [list(letters[0])] if len(set(letters)) == 1 else [list(ls) for ls in letters]
-        return [np.asarray(p, dtype=float) for p in self.llm.score_options(prompts, options)]
+        try:
+            return [np.asarray(p, dtype=float) for p in self.llm.score_options(prompts, options)]
+        except ContextLengthError as err:
+            q = queries[err.index] if 0 <= err.index < len(queries) else None
+            where = f"case {q.case_id!r}: " if q is not None and q.case_id else ""
+            raise ContextLengthError(f"{where}the scorer prompt has {err.length:,} tokens, more than {self.llm.name}'s "
+                                     f"context of {err.limit:,} (a fact or the initial statement is too long)",
+                                     err.index, err.length, err.limit) from None
 
     def log_probs(self, queries: Sequence[Query]) -> list[np.ndarray]:
         """Natural logarithms of :meth:`probs` (floored at 1e-300 to stay finite)."""

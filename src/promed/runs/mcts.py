@@ -41,10 +41,15 @@ import numpy as np
 
 from promed.data.sources import DataConfig
 from promed.eval.records import transcript_messages
-from promed.io import JsonlAppender, atomic_write_json, atomic_write_lines, manifest, read_jsonl, repair_jsonl
-from promed.runtime import PatientConfig, RunModels
+from promed.io import (
+    JsonlAppender, atomic_write_json, atomic_write_lines, check_out_dir, data_fingerprint, prepare_run,
+    read_jsonl, repair_jsonl, start_run,
+)
+from promed.llm.base import check_spec
+from promed.runtime import PatientConfig, RunModels, ServerConfig, check_scorer_fits
 from promed.search.candidates import SOURCES, build_source, is_synthclinic
 from promed.search.mcts import ConsultationWorld, MctsConfig, MctsResult, Rewarder, Trajectory, mcts_search
+from promed.sig.cache import check_estimator, check_estimator_budget
 from promed.sig.reward import SigConfig
 from promed.types import Case
 
@@ -65,6 +70,8 @@ class MctsRunConfig:
                                                               "scorer."})
     scorer: str | None = field(default=None, metadata={"help": "'bayes' or a model spec; default: bayes on "
                                                                "SynthClinic, else --model."})
+    server: ServerConfig = field(default_factory=ServerConfig,
+                                 metadata={"help": "Model servers (openai: specs): timeout, retries, concurrency."})
     patient: PatientConfig = field(default_factory=PatientConfig, metadata={"help": "Patient simulator."})
     search: MctsConfig = field(default_factory=MctsConfig, metadata={"help": "Search settings."})
     reward: SigConfig = field(default_factory=SigConfig, metadata={"help": "SIG step reward (lam, weighting, "
@@ -86,14 +93,26 @@ class MctsRunConfig:
                                                                        "out/shapley.jsonl); share it across runs."})
     seed: int = field(default=0, metadata={"help": "Run seed (per-case RNGs derive from it)."})
     out: Path = field(default=Path("runs/mcts"), metadata={"help": "Output directory; re-running with it resumes."})
+    overwrite: bool = field(default=False, metadata={"help": "Start afresh when --out holds a run made with other "
+                                                             "settings (its outputs are deleted); without it such a "
+                                                             "directory is refused and the same settings resume."})
 
     def __post_init__(self) -> None:
         if self.candidates not in SOURCES:
-            raise ValueError(f"candidates must be one of {SOURCES}, got {self.candidates!r}")
+            raise ValueError(f"--candidates must be one of {', '.join(SOURCES)}, got {self.candidates!r}")
         if self.if_none_correct not in ("skip", "best"):
             raise ValueError(f"if_none_correct must be skip or best, got {self.if_none_correct!r}")
-        if self.top_k < 1:
-            raise ValueError("top_k must be >= 1")
+        for opt, value, low in (("--top-k", self.top_k, 1), ("--seed", self.seed, 0),
+                                ("batch_cases", self.batch_cases, 1), ("off_target", self.off_target, 0)):
+            if value < low:
+                raise ValueError(f"{opt} must be >= {low}, got {value}")
+        if self.estimator_budget is not None and self.estimator_budget < 1:
+            raise ValueError(f"estimator_budget must be >= 1, got {self.estimator_budget}")
+        if not self.temperature >= 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        check_estimator("estimator", self.estimator)
+        check_spec("--model", self.model)
+        check_spec("--scorer", self.scorer, bayes=True)
 
     def mcts(self) -> MctsConfig:
         """The search settings in effect: ``search`` with ``w_sig = 0`` when SIG is off."""
@@ -158,21 +177,29 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=
     from promed.sig.value import ScorerValue
 
     t0 = time.perf_counter()
-    cases = load_data(cfg.data).cases if cases is None else list(cases)
+    # every check before the first byte is written (the option values were checked when cfg was built)
+    loaded = load_data(cfg.data) if cases is None else None
+    cases = loaded.cases if loaded is not None else list(cases)
     out = Path(cfg.out)
+    check_out_dir(out)
     synthetic = bool(cases) and all(is_synthclinic(c) for c in cases)
-    models = RunModels(cfg.model, cfg.scorer, cfg.patient, synthetic)
+    models = RunModels(cfg.model, cfg.scorer, cfg.patient, synthetic, server=cfg.server)
+    if scorer is None:
+        check_scorer_fits(models.scorer_spec(), synthetic, cfg.data.data)
     if source is None:
         llm = models.llm() if cfg.model and (cfg.candidates != "facts" or not synthetic) else None
         source = build_source(cfg.candidates, llm, temperature=cfg.temperature, off_target=cfg.off_target)
     scorer = scorer if scorer is not None else models.scorer()
     patient = patient if patient is not None else models.patient()
-    cache = ShapleyCache(ScorerValue(scorer), EstimatorChoice(cfg.estimator, cfg.estimator_budget),
-                         cfg.shapley_cache or out / "shapley.jsonl", cfg.seed)
-    annotator = SigAnnotator(cache, cfg.reward)
+    value = ScorerValue(scorer)
+    choice = EstimatorChoice(cfg.estimator, cfg.estimator_budget)
+    check_estimator_budget(choice, cases, cheap=value.id.startswith("bayes"),
+                           options=("estimator", "estimator_budget"))
     mcfg = cfg.mcts()
-    out.mkdir(parents=True, exist_ok=True)  # only once every input problem had its chance to raise
-    atomic_write_json(out / "manifest.json", manifest(cfg, "mcts"))
+    run_manifest = prepare_run(out, cfg, "mcts", data_fingerprint(cases, cfg.data.data if loaded is not None else None), cfg.overwrite)
+    start_run(out, run_manifest, cfg.overwrite)  # only once every input problem had its chance to raise
+    cache = ShapleyCache(value, choice, cfg.shapley_cache or out / "shapley.jsonl", cfg.seed)
+    annotator = SigAnnotator(cache, cfg.reward)
 
     done = _done_ids(out)
     todo = [c for c in cases if c.id not in done]
@@ -199,7 +226,10 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=
                 stat_sink.write(_stats_record(case, res, len(records), shapley_s, n_pre))
                 bar.update(1)
     bar.close()
+    annotator.close()
     summary = summarise(out, {c.id for c in cases}, time.perf_counter() - t0)
+    if loaded is not None:
+        summary["skipped"] = dict(loaded.skipped)
     atomic_write_json(out / "summary.json", summary)
     return summary
 

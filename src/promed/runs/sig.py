@@ -1,6 +1,11 @@
 """``promed sig``: compute and cache the Shapley values of every case, resumably, with a summary.
 
 Outputs under ``out/``: ``shapley.jsonl`` (:mod:`promed.sig.cache`), ``summary.json`` and ``manifest.json``.
+
+Every input problem is found before ``out/`` is created or written: option values when the config is built
+(:meth:`SigRunConfig.__post_init__`), then in :func:`run_sig` the data, the scorer against the data (``bayes`` needs
+SynthClinic cases), the budget against every case's facts (:func:`check_estimator_budget`) and ``--out`` itself
+(:func:`check_out_dir`). The checks are shared with ``promed mcts``.
 """
 
 from __future__ import annotations
@@ -11,8 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from promed.data.sources import DataConfig
-from promed.io import atomic_write_json, manifest
-from promed.sig.cache import EstimatorChoice, ShapleyCache
+from promed.io import atomic_write_json, check_out_dir, data_fingerprint, prepare_run, start_run
+from promed.llm.base import check_spec
+from promed.runtime import ServerConfig
+from promed.sig.cache import EstimatorChoice, ShapleyCache, check_estimator, check_estimator_budget
+from promed.types import Case
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,8 @@ class SigRunConfig:
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Cases."})
     scorer: str = field(default="bayes", metadata={"help": "'bayes' (SynthClinic exact posterior) or a model spec "
                                                            "(the value function's scorer)."})
+    server: ServerConfig = field(default_factory=ServerConfig,
+                                 metadata={"help": "Model servers (openai: specs): timeout, retries, concurrency."})
     log: bool = field(default=False, metadata={"help": "v(S) = log-probability of the gold option (default: "
                                                        "probability)."})
     estimator: str = field(default="auto", metadata={"help": "exact, reference, permutation, kernel, or auto (exact "
@@ -30,35 +40,53 @@ class SigRunConfig:
                                                                "facts)."})
     seed: int = field(default=0, metadata={"help": "Seed of the sampling estimators (per case, order-free)."})
     out: Path = field(default=Path("runs/sig"), metadata={"help": "Output directory; re-running with it resumes."})
+    overwrite: bool = field(default=False, metadata={"help": "Start afresh when --out holds a run made with other "
+                                                             "settings (its outputs are deleted); without it such a "
+                                                             "directory is refused and the same settings resume."})
+
+    def __post_init__(self) -> None:
+        check_estimator("--estimator", self.estimator)
+        if self.budget is not None and self.budget < 1:
+            raise ValueError(f"--budget must be >= 1, got {self.budget} (leave it out for 10 evaluations per fact)")
+        if self.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {self.seed}")
+        check_spec("--scorer", self.scorer, bayes=True)
+
+
+# ---- checks shared with promed mcts and promed eval: they live below the runners (nothing loads or writes) --------
+# check_spec: promed.llm.base; check_estimator, check_estimator_budget: promed.sig.cache; check_out_dir: promed.io;
+# check_scorer_fits: promed.runtime.
 
 
 def run_sig(cfg: SigRunConfig, progress: bool = True) -> dict:
     from promed.data.sources import load_data
-    from promed.runtime import make_scorer
+    from promed.runtime import check_scorer_fits, is_synthetic, make_scorer
     from promed.sig.value import ScorerValue
 
-    cases = load_data(cfg.data).cases
-    if cfg.estimator not in ("auto", "exact", "reference", "permutation", "kernel"):
-        raise ValueError(f"unknown estimator {cfg.estimator!r}; choose auto, exact, reference, permutation, kernel")
-    too_big = [c.id for c in cases if cfg.estimator == "exact" and c.n_facts > 20]
-    if too_big:
-        raise ValueError(f"exact enumeration needs <= 20 facts; {len(too_big)} cases have more (e.g. {too_big[0]}): "
-                         "use --estimator kernel")
-    value = ScorerValue(make_scorer(cfg.scorer), log=cfg.log)
+    # every check before the first byte is written (the option values were checked when cfg was built)
+    loaded = load_data(cfg.data)
+    cases = loaded.cases
+    check_scorer_fits(cfg.scorer, is_synthetic(cfg.data.data, cases), cfg.data.data)
+    check_estimator_budget(EstimatorChoice(cfg.estimator, cfg.budget), cases, cheap=cfg.scorer == "bayes")
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "manifest.json", manifest(cfg, "sig"))
+    check_out_dir(out)
+    value = ScorerValue(make_scorer(cfg.scorer, cfg.server), log=cfg.log)  # a model that fails to load: still no file
+    run_manifest = prepare_run(out, cfg, "sig", data_fingerprint(cases, cfg.data.data), cfg.overwrite)
+    start_run(out, run_manifest, cfg.overwrite)  # the first bytes this run writes
     cache = ShapleyCache(value, EstimatorChoice(cfg.estimator, cfg.budget), out / "shapley.jsonl", cfg.seed)
     todo = [c for c in cases if not cache.has(c)]
     t0 = time.perf_counter()
     from tqdm import tqdm
 
-    for case in tqdm(todo, desc="shapley", disable=not progress, initial=len(cases) - len(todo), total=len(cases)):
-        cache.get(case)
-    recs = [cache.get(c) for c in cases]
+    with cache:
+        for case in tqdm(todo, desc="shapley", disable=not progress, initial=len(cases) - len(todo),
+                         total=len(cases)):
+            cache.get(case)
+        recs = [cache.get(c) for c in cases]
     gaps = [abs(r.efficiency_gap) for r in recs]
     summary = {
-        "n_cases": len(recs), "computed_now": len(todo), "scorer": value.id, "estimator": cfg.estimator,
+        "n_cases": len(recs), "skipped": dict(loaded.skipped), "computed_now": len(todo), "scorer": value.id,
+        "estimator": cfg.estimator,
         "mean_facts": statistics.fmean(r.n_facts for r in recs) if recs else 0.0,
         "mean_n_evals": statistics.fmean(r.n_evals for r in recs) if recs else 0.0,
         "mean_seconds_per_case": statistics.fmean(r.seconds for r in recs) if recs else 0.0,

@@ -70,6 +70,9 @@ class Stage1Config:
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}: available: {', '.join(PRESETS)}")
+        for name, value in (("train-cases", self.train_cases), ("test-cases", self.test_cases), ("top-k", self.top_k)):
+            if value < 1:
+                raise ValueError(f"--{name} must be >= 1, got {value}")
 
     def mcts_config(self, out: Path | None = None) -> MctsRunConfig:
         return MctsRunConfig(data=DataConfig(split="train", limit=self.train_cases), search=self.search,

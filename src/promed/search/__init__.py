@@ -3,7 +3,7 @@
 * :mod:`promed.search.mcts` - world model (:class:`ConsultationWorld`), rewards (:class:`Rewarder`), the algorithm
   (:func:`mcts_search`) and its typed result (:class:`MctsResult`).
 * :mod:`promed.search.candidates` - candidate sources: ``policy``, ``facts``, ``both``.
-* :mod:`promed.search.run` - ``promed mcts``: :class:`MctsRunConfig` and :func:`run_mcts` (resumable JSONL export).
+* :mod:`promed.runs.mcts` (above this package) - ``promed mcts``: ``MctsRunConfig`` and ``run_mcts`` (resumable JSONL export).
 """
 
 from promed.search.mcts import (

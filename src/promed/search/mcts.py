@@ -1,7 +1,7 @@
 """Stage 1 of ProMed: SIG-guided Monte Carlo Tree Search over consultations.
 
 What: for one case, search the tree of dialogues (which question to ask next, or when to answer) for
-high-return trajectories, which are then exported as supervised fine-tuning data (:mod:`promed.search.run`).
+high-return trajectories, which are then exported as supervised fine-tuning data (:mod:`promed.runs.mcts`).
 
 The split follows llm-reasoners (``reasoners/base.py``): a *world model* (:class:`ConsultationWorld`: states,
 transitions, terminal test), a *search config* (the candidate source of :mod:`promed.search.candidates` plus the
@@ -85,10 +85,12 @@ class MctsConfig:
                                                                    "reward) or random."})
 
     def __post_init__(self) -> None:
-        if self.iterations < 1 or self.width < 1 or self.max_questions < 0:
-            raise ValueError("iterations and width must be >= 1, max_questions >= 0")
+        for name, value, low in (("iterations", self.iterations, 1), ("width", self.width, 1),
+                                 ("max-questions", self.max_questions, 0)):
+            if value < low:
+                raise ValueError(f"--{name} must be >= {low}, got {value}")
         if not 0.0 < self.gamma <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+            raise ValueError(f"--gamma must be in (0, 1], got {self.gamma}")
         if self.rollout not in ("greedy", "random"):
             raise ValueError(f"rollout must be greedy or random, got {self.rollout!r}")
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from promed.sig.cache import EstimatorChoice, ShapleyCache
-from promed.sig.reward import SigConfig, annotate, importance_weights
+from promed.sig.reward import SigConfig, annotate, importance_weights, new_facts
 from promed.sig.value import ScorerValue
 from promed.types import Case, Scorer, Transcript
 
@@ -28,6 +30,10 @@ class SigAnnotator:
         return importance_weights(self.cache.phi(case), self.cfg.weighting, self.cfg.temperature)
 
     def __call__(self, case: Case, transcript: Transcript) -> Transcript:
+        """Lazy: a consultation whose replies revealed no fact earns SIG 0 on every turn whatever the weights, so
+        the case's Shapley values are computed (and cached) only when some question revealed something."""
+        if not any(new_facts([t.revealed for t in transcript.turns])):
+            return annotate(transcript, np.zeros(case.n_facts), case.n_facts, self.cfg)
         return annotate(transcript, self.weights(case), case.n_facts, self.cfg)
 
     def close(self) -> None:

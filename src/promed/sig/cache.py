@@ -279,3 +279,39 @@ class ShapleyCache:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def check_estimator(option: str, name: str) -> None:
+    """Raise ValueError naming ``option`` unless ``name`` is ``auto`` or a registered Shapley estimator."""
+    from promed.sig.shapley import ESTIMATORS
+
+    if name != "auto" and name not in ESTIMATORS:
+        raise ValueError(f"{option} must be auto, {', '.join(ESTIMATORS)}; got {name!r}")
+
+
+def check_estimator_budget(choice: EstimatorChoice, cases: list[Case], cheap: bool,
+                           options: tuple[str, str] = ("--estimator", "--budget")) -> None:
+    """Raise ValueError (naming the options and a case) if the estimator cannot run on some case within budget.
+
+    The rules the estimators apply when they run (exact: at most ``max_players`` facts and 2^n evaluations;
+    kernel and permutation: at least n + 1 evaluations for n >= 2 facts), applied to every case up front so that a
+    run does not stop at the first such case after writing its manifest. ``cheap``: the scorer is ``bayes``
+    (``auto`` then enumerates exactly up to more facts).
+    """
+    from promed.sig.shapley import ExactShapley
+
+    est_opt, budget_opt = options
+    max_exact = ExactShapley().max_players
+    for case in cases:
+        n = case.n_facts
+        name, budget = choice.resolve(n, cheap)
+        if name == "exact":
+            if n > max_exact:
+                raise ValueError(f"{est_opt} exact: case {case.id!r} has {n} facts; exact enumeration takes at most "
+                                 f"{max_exact} (2^n evaluations): use {est_opt} kernel")
+            if budget is not None and budget < 2**n:
+                raise ValueError(f"{budget_opt} {budget} is too small: exact enumeration of case {case.id!r} ({n} "
+                                 f"facts) needs 2^{n} = {2**n} evaluations")
+        elif name in ("kernel", "permutation") and n >= 2 and budget is not None and budget < n + 1:
+            raise ValueError(f"{budget_opt} {budget} is too small: {name} over case {case.id!r} ({n} facts) needs at "
+                             f"least {n + 1} evaluations")
