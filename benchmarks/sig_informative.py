@@ -40,11 +40,11 @@ def main() -> None:
     cases = {c.id: c for c in load_data(cfg.data).cases}
     scorer = BayesScorer()
     arms = {
-        "SIG default (lam 0.5, softmax T=2)": SigConfig(lam=0.5),
-        "uniform information gain (lam 0)": SigConfig(lam=0.0),
-        "Shapley weights only (lam 1, softmax T=2)": SigConfig(lam=1.0),
-        "SIG, positive-part weights (lam 0.5)": SigConfig(lam=0.5, weighting="positive"),
+        "SIG, positive-part weights, lam 0.5 (default)": SigConfig(lam=0.5, weighting="positive"),
         "positive-part weights only (lam 1)": SigConfig(lam=1.0, weighting="positive"),
+        "SIG, softmax(phi / 2) weights (the reference's), lam 0.5": SigConfig(lam=0.5, weighting="softmax"),
+        "softmax(phi / 2) weights only (lam 1)": SigConfig(lam=1.0, weighting="softmax"),
+        "uniform information gain (lam 0)": SigConfig(lam=0.0),
     }
     annot = {k: SigAnnotator.for_eval(scorer, "auto", args.out / "shapley.jsonl", 0, c) for k, c in arms.items()}
     print("| doctor | accuracy | mean SIG / question | questions |")
