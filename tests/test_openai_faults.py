@@ -323,3 +323,23 @@ def test_server_settings_from_a_config_file(tmp_path: Path):
     path.write_text("[server]\nretries = -1\n")
     with pytest.raises(ValueError, match=r"--retries \(server.retries\) must be >= 0"):
         resolve(cli.SPECS["sig"](), {}, set(), path, cli.COMMANDS)
+
+
+def test_return_token_ids_gives_a_token_exact_generation(server):
+    """A server that returns the sampled ids (vLLM's return_token_ids) and their log-probs: the generation carries
+    them; without them it stays text only."""
+    reply = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+             "choices": [{"index": 0, "message": {"role": "assistant", "content": "ASK: Any fever?"},
+                          "finish_reason": "stop", "token_ids": [11, 12, 13],
+                          "logprobs": {"content": [{"token": t, "logprob": lp, "bytes": None, "top_logprobs": []}
+                                                   for t, lp in (("ASK", -0.1), (":", -0.2), (" Any fever?", -0.3))]}}]}
+    server.script = [("status", 200, {}, reply)]
+    [g] = backend(server, return_token_ids=True).generate([[{"role": "user", "content": "hi"}]],
+                                                          Sampling(max_new_tokens=8))
+    assert g.token_ids == (11, 12, 13) and g.logprobs == (-0.1, -0.2, -0.3) and g.finish_reason == "stop"
+    sent = server.requests[-1]["json"]
+    assert sent["return_token_ids"] is True and sent["logprobs"] is True
+    server.script = ["ok"]
+    [g] = backend(server).generate([[{"role": "user", "content": "hi"}]], Sampling(max_new_tokens=8))
+    assert not g.has_tokens and g.logprobs is None and g.text == "ASK: Any fever?"
+    assert "return_token_ids" not in server.requests[-1]["json"]
