@@ -196,7 +196,7 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=
     check_estimator_budget(choice, cases, cheap=value.id.startswith("bayes"),
                            options=("estimator", "estimator_budget"))
     mcfg = cfg.mcts()
-    run_manifest = prepare_run(out, cfg, "mcts", data_fingerprint(cases, cfg.data.data if loaded is not None else None), cfg.overwrite)
+    run_manifest = prepare_run(out, cfg, "mcts", data_fingerprint(cases, cfg.data.data), cfg.overwrite)
     start_run(out, run_manifest, cfg.overwrite)  # only once every input problem had its chance to raise
     cache = ShapleyCache(value, choice, cfg.shapley_cache or out / "shapley.jsonl", cfg.seed)
     annotator = SigAnnotator(cache, cfg.reward)
