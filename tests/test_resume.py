@@ -1,4 +1,4 @@
-"""Resume = uninterrupted: runs killed with SIGKILL at several points (one of them mid-line) and resumed give the
+"""Resume = uninterrupted: runs killed with SIGKILL at two points (the second leaving a torn line) and resumed give the
 same output files, byte for byte apart from timings, as a run that was never interrupted."""
 
 from __future__ import annotations
@@ -58,52 +58,47 @@ def _without_timings(path: Path) -> list[dict]:
     return out
 
 
-def _resume_chain(tmp_path: Path, args: list[str], watch: str, points: list[tuple[int, bool]],
-                  compare: list[str]) -> None:
+def _resume_chain(tmp_path: Path, args: list[str], watch: str, points: list[tuple[int, bool]]) -> tuple[Path, Path]:
+    """An uninterrupted run (``ref``) and one killed at ``points`` then resumed (``cut``)."""
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     _run(_cmd(*args, "--out", str(ref)))
     for n, tear in points:
         _kill_at(_cmd(*args, "--out", str(cut)), cut / watch, n, tear)
     _run(_cmd(*args, "--out", str(cut)))
-    for name in compare:
-        a, b = ref / name, cut / name
-        if name == "shapley.jsonl":  # computed as consultations end; its line order is that order
-            key = lambda r: r["id"]  # noqa: E731
-            assert sorted(_without_timings(a), key=key) == sorted(_without_timings(b), key=key), name
-        else:
-            assert a.read_bytes() == b.read_bytes(), name
+    return ref, cut
+
+
+def _same_bytes(ref: Path, cut: Path, *names: str) -> None:
+    for name in names:
+        assert (ref / name).read_bytes() == (cut / name).read_bytes(), name
+
+
+def _same_records(ref: Path, cut: Path, name: str, by_id: bool = False) -> None:
+    """Equal records apart from timings (``by_id``: in any line order, for files written in completion order)."""
+    a, b = _without_timings(ref / name), _without_timings(cut / name)
+    if by_id:
+        a, b = sorted(a, key=lambda r: r["id"]), sorted(b, key=lambda r: r["id"])
+    assert a == b, name
 
 
 @pytest.mark.slow
 def test_eval_resume_equals_uninterrupted(tmp_path):
     args = ["eval", "--split", "val", "--limit", "30", "--doctor", "random-5,greedy-eig", "--batch-size", "7"]
-    _resume_chain(tmp_path, args, "transcripts/random-5.jsonl", [(4, False), (11, True), (19, True)],
-                  ["transcripts/random-5.jsonl", "transcripts/greedy-eig.jsonl", "summary.json", "table.md",
-                   "shapley.jsonl"])
-
-
-def _same_records(a: Path, b: Path) -> None:
-    assert _without_timings(a) == _without_timings(b), a.name
+    ref, cut = _resume_chain(tmp_path, args, "transcripts/random-5.jsonl", [(5, False), (14, True)])
+    _same_bytes(ref, cut, "transcripts/random-5.jsonl", "transcripts/greedy-eig.jsonl", "summary.json", "table.md")
+    _same_records(ref, cut, "shapley.jsonl", by_id=True)  # computed as consultations end
 
 
 @pytest.mark.slow
 def test_sig_resume_equals_uninterrupted(tmp_path):
     args = ["sig", "--split", "val", "--limit", "40", "--estimator", "kernel", "--budget", "60"]
-    ref, cut = tmp_path / "ref", tmp_path / "cut"
-    _run(_cmd(*args, "--out", str(ref)))
-    for n, tear in [(6, False), (17, True), (29, True)]:
-        _kill_at(_cmd(*args, "--out", str(cut)), cut / "shapley.jsonl", n, tear)
-    _run(_cmd(*args, "--out", str(cut)))
-    _same_records(ref / "shapley.jsonl", cut / "shapley.jsonl")
+    ref, cut = _resume_chain(tmp_path, args, "shapley.jsonl", [(7, False), (19, True)])
+    _same_records(ref, cut, "shapley.jsonl")
 
 
 @pytest.mark.slow
 def test_mcts_resume_equals_uninterrupted(tmp_path):
     args = ["mcts", "--split", "train", "--limit", "10", "--iterations", "8", "--top-k", "2"]
-    ref, cut = tmp_path / "ref", tmp_path / "cut"
-    _run(_cmd(*args, "--out", str(ref)))
-    for n, tear in [(2, False), (5, True), (8, True)]:
-        _kill_at(_cmd(*args, "--out", str(cut)), cut / "search.jsonl", n, tear)
-    _run(_cmd(*args, "--out", str(cut)))
-    assert (ref / "trajectories.jsonl").read_bytes() == (cut / "trajectories.jsonl").read_bytes()
-    _same_records(ref / "search.jsonl", cut / "search.jsonl")
+    ref, cut = _resume_chain(tmp_path, args, "search.jsonl", [(2, False), (5, True)])
+    _same_bytes(ref, cut, "trajectories.jsonl")
+    _same_records(ref, cut, "search.jsonl")

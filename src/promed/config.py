@@ -39,6 +39,7 @@ from typing import Any, Collection, Literal, TypeVar, Union, get_args, get_origi
 
 from promed.data.sources import DataConfig
 from promed.env.consultation import EnvConfig
+from promed.io import OVERWRITE_HELP
 from promed.runtime import PatientConfig, ServerConfig
 
 __all__ = ["DataConfig", "EnvConfig", "EvalConfig", "GrpoConfig", "PatientConfig", "ServerConfig", "get_path",
@@ -83,9 +84,7 @@ class EvalConfig:
     seed: int = field(default=0, metadata={"help": "Run seed (rollouts, random doctors, forced answers)."})
     batch_size: int = field(default=64, metadata={"help": "Consultations stepped together."})
     out: Path = field(default=Path("runs/eval"), metadata={"help": "Output directory (re-running resumes)."})
-    overwrite: bool = field(default=False, metadata={"help": "Start afresh when --out holds a run made with other "
-                                                             "settings (its outputs are deleted); without it such a "
-                                                             "directory is refused and the same settings resume."})
+    overwrite: bool = field(default=False, metadata={"help": OVERWRITE_HELP})
 
     def __post_init__(self) -> None:
         """Check every value before anything runs; a message names the option as typed (nothing is loaded)."""

@@ -163,6 +163,10 @@ NON_BINDING = frozenset({"out", "progress", "progress_bar", "batch_size", "docto
                          "num_threads", "limit"})
 
 
+OVERWRITE_HELP = ("Start afresh when --out holds a run made with other settings (its outputs are deleted); without "
+                  "it such a directory is refused and the same settings resume.")
+
+
 class RunMismatch(ValueError):
     """An output directory that holds a run made with other settings (an input error: exit code 2)."""
 

@@ -42,6 +42,7 @@ import numpy as np
 from promed.data.sources import DataConfig
 from promed.eval.records import transcript_messages
 from promed.io import (
+    OVERWRITE_HELP,
     JsonlAppender, atomic_write_json, atomic_write_lines, check_out_dir, data_fingerprint, prepare_run,
     read_jsonl, repair_jsonl, start_run,
 )
@@ -93,9 +94,7 @@ class MctsRunConfig:
                                                                        "out/shapley.jsonl); share it across runs."})
     seed: int = field(default=0, metadata={"help": "Run seed (per-case RNGs derive from it)."})
     out: Path = field(default=Path("runs/mcts"), metadata={"help": "Output directory; re-running with it resumes."})
-    overwrite: bool = field(default=False, metadata={"help": "Start afresh when --out holds a run made with other "
-                                                             "settings (its outputs are deleted); without it such a "
-                                                             "directory is refused and the same settings resume."})
+    overwrite: bool = field(default=False, metadata={"help": OVERWRITE_HELP})
 
     def __post_init__(self) -> None:
         if self.candidates not in SOURCES:

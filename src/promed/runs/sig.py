@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from promed.data.sources import DataConfig
-from promed.io import atomic_write_json, check_out_dir, data_fingerprint, prepare_run, start_run
+from promed.io import (
+    OVERWRITE_HELP, atomic_write_json, check_out_dir, data_fingerprint, prepare_run, start_run,
+)
 from promed.llm.base import check_spec
 from promed.runtime import ServerConfig
 from promed.sig.cache import EstimatorChoice, ShapleyCache, check_estimator, check_estimator_budget
@@ -40,9 +42,7 @@ class SigRunConfig:
                                                                "facts)."})
     seed: int = field(default=0, metadata={"help": "Seed of the sampling estimators (per case, order-free)."})
     out: Path = field(default=Path("runs/sig"), metadata={"help": "Output directory; re-running with it resumes."})
-    overwrite: bool = field(default=False, metadata={"help": "Start afresh when --out holds a run made with other "
-                                                             "settings (its outputs are deleted); without it such a "
-                                                             "directory is refused and the same settings resume."})
+    overwrite: bool = field(default=False, metadata={"help": OVERWRITE_HELP})
 
     def __post_init__(self) -> None:
         check_estimator("--estimator", self.estimator)
