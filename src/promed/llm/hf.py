@@ -9,7 +9,7 @@ fast option scoring.
   log-probability under the sampling distribution (logits / temperature, before top-p truncation, as TRL
   computes it; the plain logits when greedy). Sampling draws every row from its own ``torch.Generator`` (seeded
   per chat from ``Sampling.seeds``), so a chat's sample does not depend on the other chats in the batch: the
-  choice is made in a logits processor (:class:`_RowSampler`) under greedy decoding, which keeps
+  choice is made in a logits processor (:class:`promed.llm.sampling.RowSampler`) under greedy decoding, which keeps
   ``model.generate``'s batching and caching.
 * ``score_options`` computes ``log P(option | prompt)`` summed over the option's tokens, then a softmax over the
   prompt's options. It is built for many prompts sharing a long prefix (one case scored with many fact subsets):
@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import os
 from contextlib import contextmanager
-import secrets
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from promed.llm.packed_scoring import (
     score_rows_packed,
 )
 from promed.llm.base import ContextLengthError
+from promed.llm.sampling import RowSampler, row_seed
 from promed.types import Chat, Generation, Sampling
 
 
@@ -217,7 +217,7 @@ class HFBackend:
                 raise ContextLengthError(f"{self.name}: chat {j // copies} has {len(e):,} prompt tokens; with "
                                          f"{sampling.max_new_tokens} new tokens that exceeds the model's context of "
                                          f"{limit:,}", index=j // copies, length=len(e), limit=limit)
-        row_seeds = [_row_seed(sampling, i, k) for i in range(len(chats)) for k in range(copies)]
+        row_seeds = [row_seed(sampling, i, k) for i in range(len(chats)) for k in range(copies)]
         out: list[Generation] = []
         with self._serving(), torch.inference_mode():
             bs = self.options.gen_batch_size  # chats per call (beam search runs beams x that many rows)
@@ -241,7 +241,7 @@ class HFBackend:
         if sampling.beams > 1:
             kwargs.update(num_beams=sampling.beams, num_return_sequences=sampling.n)
         else:
-            sampler = _RowSampler(seeds, sampling.temperature, sampling.top_p, self.device)
+            sampler = RowSampler(seeds, sampling.temperature, sampling.top_p, self.device)
             kwargs.update(logits_processor=LogitsProcessorList([sampler]))
         if sampling.stop:
             kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
@@ -362,57 +362,6 @@ def _save_converted(model, tokenizer, target: Path) -> None:
 def _softmax(logp: np.ndarray) -> np.ndarray:
     z = np.exp(logp - logp.max())
     return z / z.sum()
-
-
-def _row_seed(sampling: Sampling, chat: int, sample: int) -> int:
-    """The seed of sample ``sample`` of chat ``chat``: from ``seeds[chat]``, else ``seed``, else fresh entropy."""
-    if sampling.seeds:
-        base = [int(sampling.seeds[chat]) & 0xFFFFFFFF, int(sampling.seeds[chat]) >> 32 & 0xFFFFFFFF, sample]
-    elif sampling.seed is not None:
-        base = [int(sampling.seed) & 0xFFFFFFFF, chat, sample]
-    else:
-        base = [secrets.randbits(32), chat, sample]
-    return int(np.random.SeedSequence(base).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-class _RowSampler:
-    """A logits processor that picks each row's next token itself and records its log-probability.
-
-    Used under greedy decoding: it returns scores that are ``-inf`` except at the chosen token, so
-    ``model.generate`` takes exactly that token. Temperature 0: the argmax; else a draw from softmax(scores / T),
-    restricted to the top-p nucleus, from the row's own generator. Written here because transformers samples a
-    batch from one generator, which would make a chat's sample depend on its batch.
-    """
-
-    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float, device: torch.device):
-        self.temperature, self.top_p = temperature, top_p
-        self.generators = []
-        if temperature > 0:
-            for s in seeds:
-                g = torch.Generator(device="cpu")
-                g.manual_seed(int(s))
-                self.generators.append(g)
-        self.logprobs: list[torch.Tensor] = []
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        scores = scores.float()
-        if self.temperature > 0:
-            logp = torch.log_softmax(scores / self.temperature, dim=-1)
-            probs = logp.exp().cpu()
-            if self.top_p < 1.0:
-                sp, order = probs.sort(dim=-1, descending=True)
-                drop = sp.cumsum(dim=-1) - sp > self.top_p  # keep the smallest prefix reaching top_p
-                sp[drop] = 0.0
-                probs = torch.zeros_like(probs).scatter(-1, order, sp)
-            chosen = torch.stack([torch.multinomial(probs[r], 1, generator=g)[0]
-                                  for r, g in enumerate(self.generators)]).to(scores.device)
-        else:
-            logp = torch.log_softmax(scores, dim=-1)
-            chosen = scores.argmax(dim=-1)
-        self.logprobs.append(logp.gather(-1, chosen[:, None])[:, 0].cpu())
-        out = torch.full_like(scores, float("-inf"))
-        out.scatter_(-1, chosen[:, None], 0.0)
-        return out
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
