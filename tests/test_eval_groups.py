@@ -68,3 +68,15 @@ def test_llm_doctor_samples_record_token_ids(tmp_path):
     recs = _lines(tmp_path / "llm" / "transcripts" / "llm_tiny.samples.jsonl")
     steps = [s for r in recs for s in r["steps"] if s["policy"]]
     assert steps and all(s["token_ids"] and len(s["logprobs"]) == len(s["token_ids"]) for s in steps)
+
+
+def test_labels_of_coinciding_doctors_do_not_overlap():
+    from promed.eval.figures import label_positions
+    from promed.eval.metrics import Metrics
+
+    def m(acc, q):
+        return Metrics(acc, (acc - 0.04, acc + 0.04), q, 0.1, 0.0, 0.0, None, None, 500, {})
+
+    pos = label_positions({"a": m(0.656, 4.28), "b": m(0.656, 4.31), "c": m(0.2, 0.0), "d": m(0.9, 0.0)})
+    assert pos["a"][2] != pos["b"][2]  # the same point: one label moved up
+    assert pos["c"][2] == pos["d"][2] == 0.0  # far apart: left where they are

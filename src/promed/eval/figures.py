@@ -23,13 +23,30 @@ def _plt():
     return plt
 
 
+def label_positions(results: dict[str, Metrics], dx: float = 0.9, dy: float = 0.045,
+                    step_pt: float = 10.0) -> dict[str, tuple[float, float, float]]:
+    """Where each doctor's label goes: at its point, pushed up (in points) past the labels of nearby points so
+    that doctors with (nearly) the same accuracy and questions stay readable. Pure: (x, y, extra offset)."""
+    placed: list[tuple[float, float, float]] = []
+    out = {}
+    for name, m in sorted(results.items(), key=lambda kv: (kv[1].accuracy, kv[1].mean_questions)):
+        x, y, off = m.mean_questions, m.accuracy, 0.0
+        while any(abs(x - px) < dx and abs(y + off * dy / step_pt - (py + po * dy / step_pt)) < dy
+                  for px, py, po in placed):
+            off += step_pt
+        placed.append((x, y, off))
+        out[name] = (x, y, off)
+    return out
+
+
 def plot_accuracy_vs_questions(results: dict[str, Metrics], path: Path, title: str = "") -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for name, m in results.items():
         lo, hi = m.ci95
         ax.errorbar(m.mean_questions, m.accuracy, yerr=[[m.accuracy - lo], [hi - m.accuracy]], fmt="o", capsize=3)
-        ax.annotate(name, (m.mean_questions, m.accuracy), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    for name, (x, y, dy) in label_positions(results).items():
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4 + dy), fontsize=8)
     ax.set_xlabel("questions asked per consultation")
     ax.set_ylabel("accuracy (95% CI)")
     ax.set_ylim(0, 1.02)
