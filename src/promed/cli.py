@@ -183,13 +183,38 @@ def run_stage1_cmd(cfg, progress: bool) -> None:
                f"peak memory {summary['peak_rss_mib']} MiB; wrote {cfg.out}/stage1.json")
 
 
+# ---- pretrain ----------------------------------------------------------------------------------------------------
+
+
+def pretrain_spec() -> CommandSpec:
+    from promed.train.pretrain import PretrainConfig
+
+    items = (Opt("cases"), Opt("subsets_per_case"), Opt("data_seed"), Opt("known_share"), Opt("answer_format"),
+             Opt("small.hidden_size"), Opt("small.num_layers"), Opt("epochs"), Opt("max_steps"), Opt("batch_size"),
+             Opt("learning_rate"), Opt("seed"), Opt("num_threads", ("--threads",)), Opt("stop_after_steps"),
+             Opt("out"), Opt("overwrite", ("--overwrite",)), PROGRESS)
+    return CommandSpec("pretrain", "Stage 0 (SynthClinic): pretrain the small doctor on generated train-split "
+                       "consultations (loss on the answer); evaluate: --doctor llm:OUT.", PretrainConfig, items,
+                       run_pretrain_cmd)
+
+
+def run_pretrain_cmd(cfg, progress: bool) -> None:
+    from promed.runs.pretrain import run_pretrain_command
+
+    with input_errors():
+        res, summary = run_pretrain_command(cfg, progress=progress)
+    _print_summary(summary)
+    state = "wrote" if res.sft.completed else "stopped at a checkpoint; rerun to continue:"
+    typer.echo(f"{state} {res.sft.model_dir} (loss curve: {cfg.out}/loss.png)")
+
+
 # ---- the app -----------------------------------------------------------------------------------------------------
 
 SPECS: dict[str, Callable[[], CommandSpec]] = {
     "eval": eval_spec, "data": data_spec, "sig": sig_spec, "mcts": mcts_spec, "sft": sft_spec,
-    "stage1": stage1_spec,
+    "stage1": stage1_spec, "pretrain": pretrain_spec,
 }
-COMMANDS = ("eval", "data", "sig", "mcts", "sft", "stage1", "figure")
+COMMANDS = ("eval", "data", "sig", "mcts", "sft", "stage1", "pretrain", "figure")
 
 
 class LazyGroup(TyperGroup):

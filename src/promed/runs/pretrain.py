@@ -1,0 +1,42 @@
+"""``promed pretrain``: Stage 0 on SynthClinic, the small doctor that knows medicine before it learns to ask.
+
+The settings are :class:`promed.train.pretrain.PretrainConfig` (every field with help; the command exposes the
+common ones, the rest through ``--config``); the training is :func:`promed.train.pretrain.run_pretrain`. Outputs
+under ``out/``: the final Hugging Face checkpoint (``hf:OUT``, ``--doctor llm:OUT``), ``base/`` (the tokenizer and
+untrained model), ``checkpoints/``, ``loss.png``, ``train_log.json``, ``summary.json`` and ``manifest.json``.
+
+Like every runner, the directory is bound to its settings (:func:`promed.io.prepare_run`): re-running with the same
+settings resumes from the latest checkpoint, other settings are refused unless ``--overwrite``. The run-control
+fields ``stop_after_steps`` (a time box) and ``resume`` are left out of the binding, so a time-boxed run is
+continued by the same command without ``--stop-after-steps``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from promed.io import atomic_write_json, check_out_dir, data_fingerprint, prepare_run, start_run
+from promed.train.pretrain import PretrainConfig, PretrainResult, run_pretrain
+
+
+def run_pretrain_command(cfg: PretrainConfig, progress: bool = True) -> tuple[PretrainResult, dict]:
+    """Check ``--out``, write the manifest, train (resuming), write ``summary.json``; return (result, summary)."""
+    from promed.data.synthclinic import generate_cases
+
+    out = Path(cfg.out)
+    check_out_dir(out)
+    first = generate_cases("train", 1, seed=cfg.data_seed)  # the stream is prefix-stable: its first case names it
+    binding = replace(cfg, stop_after_steps=None, resume=True)
+    run_manifest = prepare_run(out, binding, "pretrain", data_fingerprint(first, "synthclinic"), cfg.overwrite)
+    start_run(out, run_manifest, cfg.overwrite)
+    res = run_pretrain(replace(cfg, progress_bar=progress and cfg.progress_bar, resume=True), out)
+    sft = res.sft
+    summary = {
+        "completed": sft.completed, "model_dir": str(sft.model_dir), "steps": sft.steps, "params": res.n_params,
+        "examples": sft.n_examples, "dropped_too_long": sft.n_dropped,
+        "final_loss": sft.losses[-1] if sft.losses else None, "data_seconds": res.data_s,
+        "wall_seconds_this_run": sft.wall_s, "resumed_from": str(sft.resumed_from) if sft.resumed_from else None,
+    }
+    atomic_write_json(out / "summary.json", summary)
+    return res, summary

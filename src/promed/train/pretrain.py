@@ -1,0 +1,411 @@
+"""Stage 0 (SynthClinic only): pretrain the small doctor on generated vignettes, so that it knows medicine.
+
+The ``synthclinic-small`` doctor is trained from scratch; without this stage everything it knows comes from ~2,000
+Stage 1 trajectories and its own answers sit at chance. SynthClinic can generate any number of cases with exact
+posteriors: the analogue of the medical pre-training every real model has had. :func:`run_pretrain` trains a
+*reactive* doctor that knows medicine: shown a consultation, it answers at once, with the diagnosis the visible
+facts support.
+
+Data (:func:`pretraining_examples`)
+    Cases from the SynthClinic **train** split only (:func:`promed.data.synthclinic.generate_cases` with
+    ``data_seed``: every seed is an endless, prefix-stable stream of train cases, and the generator assigns a case to
+    a split by the hash of its clinical signature, so no seed ever yields a val or test case; the test checks it by
+    ``Case.content_hash``). For each case, ``subsets_per_case`` fact subsets: the size is uniform over 0..n (every
+    size from none to all), then the subset uniform among those of that size. Each subset is rendered exactly as
+    the doctor sees a consultation (:func:`promed.doctor.policy.view_to_chat` on
+    :func:`promed.env.consultation.dialogue_view`), in one of two layouts:
+
+    * **known facts** (share ``known_share``): the facts listed up front, as ``EnvConfig(reveal_all=True)``
+      (``full-info``) shows them;
+    * **dialogue**: at most ``dialogue_max_turns`` facts (the question budget of a consultation), each as a
+      question/reply turn: the question from the SynthClinic template question writer
+      (:func:`promed.data.synthclinic.question_for_fact`), the reply the fact's text, as ``FactPatient`` answers it
+      (facts the no-leak guard keeps from patients are not revealed in this layout), in random order; with
+      ``refusal_share`` extra turns ask about an undocumented finding of the options and get the patient's refusal
+      (documentation is independent of the diagnosis in SynthClinic, so they carry no evidence).
+
+    The question budget shown is drawn from ``budgets`` (0: "no questions left", as ``--max-questions 0`` runs the
+    reactive doctor; 5: the default consultation), at least the turns taken. Then the doctor's answer turn; the
+    loss is on that turn only (:func:`answer_only_labels`).
+
+Answer format (``answer_format``; measured, BENCHMARKS.md "Pretraining"): ``name``, ``ANSWER: <option text>``,
+    the default; ``text``, ``ANSWER: <option text> (<letter>)``; ``letter``, ``ANSWER: <letter>``. All three are
+    turns of the strict grammar (:mod:`promed.doctor.actions` maps an option's text alone to its letter). With the
+    letter alone the model must bind a diagnosis to a shuffled letter before it can show any medicine: its letter
+    cross-entropy sat at ln 4 (chance) after 300 steps here and for 8 minutes in the issue's probe. Naming the
+    diagnosis learns the medicine, but with ``text`` the letter after the name is a second lookup (find the option
+    line of that name, copy its letter) that comes late: after 300 SynthClinic steps both name formats rank the
+    options above chance, yet only 18-21% of the ``text`` doctor's own answers were valid (the letter contradicted
+    the name), against 75% of the ``name`` doctor's (100% after 1,500 steps); on the toy rule of the tests the same
+    (``(D)`` after every name). ``name`` has no letter to get wrong; a disease name outside the options is an invalid turn, as any other.
+
+Labels: hard (the generator's gold option), not the exact posterior as a soft target. In SynthClinic the gold
+    diagnosis *is* a draw from the exact posterior given what the doctor sees (the generator samples the disease
+    first, and both the documentation of findings and our choice of subset are independent of it), so the expected
+    cross-entropy against the hard label equals the cross-entropy against the posterior up to a constant: both
+    have the exact posterior as their minimiser (a proper scoring rule), and calibration follows. A soft target
+    would only lower the variance of the gradient, at the price of a per-option loss that SFT's token labels
+    cannot express (one sequence per option, weighted: 4x the compute). With unlimited fresh cases, variance is
+    cheaper to lower with more cases. (Not measured against soft targets: the time went to the answer format.)
+
+Training is Stage 1's SFT machinery (:mod:`promed.train.sft`: the ``synthclinic-small`` builder whose BPE
+tokenizer is trained on the examples' texts, TRL's ``SFTTrainer`` with SFT's trainer settings, checkpoints, exact
+resume, the final save, ``loss.png``), composed rather than re-written. Two things differ from ``run_sft`` and are
+done here: (1) the labels (:func:`answer_only_labels`: the loss on the *last* turn only, since the dialogue
+layout's question turns are random template questions that a reactive doctor must not learn to ask; SFT's
+:func:`promed.train.data.tokenize_with_mask` puts every assistant turn in the loss), and (2) the examples are
+generated in memory from the config (deterministic, so a resumed run sees the same data) instead of read from a
+JSONL file, and batched by length (``group_by_length``: about half the padding, 1.9x faster on CPU). The result
+in ``out`` is a normal Hugging Face checkpoint (``hf:<out>``, ``llm:<out>``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from promed.data.synthclinic import candidate_questions, generate_cases, question_for_fact
+from promed.doctor.policy import view_to_chat
+from promed.env.consultation import DialogueState, dialogue_view, transition
+from promed.patient.guard import REFUSAL, safe_fact_ids
+from promed.train.data import IGNORE_INDEX, ChatExample
+from promed.train.sft import SMALL_SPEC, SFTResult, SFTRunConfig
+from promed.train.small_model import SmallModelConfig
+from promed.types import Ask, Case
+
+ANSWER_FORMATS = ("name", "text", "letter")
+DEFAULT_ANSWER_FORMAT = "name"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """``promed pretrain``: Stage 0 on SynthClinic (defaults: the measured CPU setting, BENCHMARKS.md)."""
+
+    cases: int = field(default=24000, metadata={"help": "Train-split SynthClinic cases to generate (never val or "
+                                                        "test)."})
+    subsets_per_case: int = field(default=2, metadata={"help": "Fact subsets rendered per case (examples = cases x "
+                                                               "this); sizes uniform over 0..all facts (the dialogue "
+                                                               "layout: 0..dialogue_max_turns)."})
+    data_seed: int = field(default=1, metadata={"help": "Seed of the train-split case stream (any seed gives train "
+                                                        "cases only; 0 is the stream Stage 1 searches)."})
+    known_share: float = field(default=0.5, metadata={"help": "Share of examples that list the facts up front (as "
+                                                              "full-info shows them); the rest reveal them as "
+                                                              "question/reply turns."})
+    refusal_share: float = field(default=0.1, metadata={"help": "Dialogue layout: extra turns asking about an "
+                                                                "undocumented finding (the patient refuses), per "
+                                                                "revealed fact."})
+    dialogue_max_turns: int = field(default=5, metadata={"help": "Dialogue layout: at most this many question/reply "
+                                                                 "turns (a consultation's question budget; the "
+                                                                 "known-facts layout shows subsets of every size)."})
+    budgets: tuple[int, ...] = field(default=(0, 5), metadata={"help": "Question budgets shown in the prompt, drawn "
+                                                                       "uniformly (at least the turns taken)."})
+    answer_format: str = field(default=DEFAULT_ANSWER_FORMAT,
+                               metadata={"help": "Answer turn: name ('ANSWER: <option text>'), text ('ANSWER: <option "
+                                                 "text> (<letter>)') or letter ('ANSWER: <letter>')."})
+    small: SmallModelConfig = field(default_factory=SmallModelConfig,
+                                    metadata={"help": "Tokenizer/model size of synthclinic-small."})
+    epochs: float = field(default=1.0, metadata={"help": "Passes over the generated examples."})
+    max_steps: int = field(default=-1, metadata={"help": "If > 0, total optimizer steps (overrides epochs)."})
+    batch_size: int = field(default=32, metadata={"help": "Examples per optimizer step."})
+    learning_rate: float = field(default=3e-3, metadata={"help": "Peak AdamW learning rate."})
+    lr_scheduler: str = field(default="cosine", metadata={"help": "transformers scheduler name."})
+    warmup: float = field(default=0.02, metadata={"help": "Warmup: fraction of total steps if < 1, else steps."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    group_by_length: bool = field(default=True, metadata={"help": "Batch examples of similar length together (the "
+                                                                   "Trainer's group_by_length sampler): less padding, "
+                                                                   "same examples."})
+    max_len: int = field(default=1024, metadata={"help": "Max tokens per example (longer ones are cut; the answer "
+                                                         "is at the end, so a cut example is dropped)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the subsets, layouts, initialisation and data order."})
+    save_steps: int = field(default=200, metadata={"help": "Checkpoint every this many optimizer steps."})
+    save_total_limit: int = field(default=2, metadata={"help": "Keep at most this many checkpoints."})
+    logging_steps: int = field(default=10, metadata={"help": "Log the training loss every N steps."})
+    resume: bool = field(default=True, metadata={"help": "Continue from the latest checkpoint in out; False starts "
+                                                         "over."})
+    stop_after_steps: int | None = field(default=None, metadata={"help": "Checkpoint and stop after this many steps, "
+                                                                         "as if interrupted (time-boxed runs)."})
+    num_threads: int | None = field(default=None, metadata={"help": "torch CPU threads (None: at most 2 without "
+                                                                    "CUDA, as SFT)."})
+    progress_bar: bool = field(default=True, metadata={"help": "Show the progress bar."})
+    out: Path = field(default=Path("runs/pretrain"), metadata={"help": "Output directory: the checkpoint (hf:OUT, "
+                                                                       "llm:OUT); re-running resumes."})
+    overwrite: bool = field(default=False, metadata={"help": "Start afresh when --out holds a run made with other "
+                                                             "settings."})
+
+    def __post_init__(self) -> None:
+        if self.answer_format not in ANSWER_FORMATS:
+            raise ValueError(f"--answer-format must be one of {', '.join(ANSWER_FORMATS)}, got {self.answer_format!r}")
+        for opt, value, low in (("--cases", self.cases, 1), ("dialogue_max_turns", self.dialogue_max_turns, 0),
+                                ("--subsets-per-case", self.subsets_per_case, 1),
+                                ("--batch-size", self.batch_size, 1), ("--data-seed", self.data_seed, 0),
+                                ("--seed", self.seed, 0)):
+            if value < low:
+                raise ValueError(f"{opt} must be >= {low}, got {value}")
+        if not 0.0 <= self.known_share <= 1.0:
+            raise ValueError(f"--known-share must lie in [0, 1], got {self.known_share}")
+        if not self.refusal_share >= 0.0:
+            raise ValueError(f"refusal_share must be >= 0, got {self.refusal_share}")
+        if not self.budgets or min(self.budgets) < 0:
+            raise ValueError(f"budgets must be a non-empty list of numbers >= 0, got {self.budgets}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ValueError("give --epochs > 0 or --max-steps > 0")
+
+
+# ---- rendering --------------------------------------------------------------------------------------------------
+
+
+def answer_text(case: Case, letter: str, answer_format: str = DEFAULT_ANSWER_FORMAT) -> str:
+    """The doctor's answer turn for option ``letter`` in ``answer_format`` (all parse with the strict grammar)."""
+    if answer_format == "letter":
+        return f"ANSWER: {letter}"
+    if answer_format == "text":
+        return f"ANSWER: {case.option(letter).text} ({letter})"
+    if answer_format == "name":
+        return f"ANSWER: {case.option(letter).text}"
+    raise ValueError(f"unknown answer format {answer_format!r}; expected one of {ANSWER_FORMATS}")
+
+
+def dialogue_state(case: Case, fact_ids: Sequence[int], refusals: Sequence[str] = (),
+                   rng: np.random.Generator | None = None) -> DialogueState:
+    """The consultation state in which ``fact_ids`` were revealed one per question/reply turn, in the given order.
+
+    Each question is the template question of its fact and the reply the fact's text (what ``FactPatient``
+    answers); the ``refusals`` (questions about undocumented findings) are inserted at positions drawn from
+    ``rng``, each answered with the patient's refusal.
+    """
+    turns: list[tuple[str, str, tuple[int, ...]]] = [
+        (question_for_fact(case.facts[i]), case.facts[i].text, (int(i),)) for i in fact_ids]
+    for q in refusals:
+        pos = int(rng.integers(len(turns) + 1)) if rng is not None else len(turns)
+        turns.insert(pos, (q, REFUSAL, ()))
+    state = DialogueState()
+    for question, reply, ids in turns:
+        state, _ = transition(state, Ask(question), (reply, ids))
+    return state
+
+
+def render_example(case: Case, fact_ids: Sequence[int], *, known: bool, budget: int,
+                   answer_format: str = DEFAULT_ANSWER_FORMAT, letter: str | None = None, refusals: Sequence[str] = (),
+                   rng: np.random.Generator | None = None) -> list[dict]:
+    """Chat messages for one pretraining example: the consultation prompt the doctor would see with ``fact_ids``
+    known (listed up front if ``known``, else revealed by question/reply turns in the given order), then the answer
+    turn for ``letter`` (default: the gold one)."""
+    if known:
+        state = DialogueState(known=frozenset(int(i) for i in fact_ids))
+        view = dialogue_view(case, state, budget)
+    else:
+        state = dialogue_state(case, fact_ids, refusals, rng)
+        view = dialogue_view(case, state, max(budget, state.n_questions))
+    msgs = [dict(m) for m in view_to_chat(view)]
+    msgs.append({"role": "assistant", "content": answer_text(case, letter or case.answer, answer_format)})
+    return msgs
+
+
+def prompt_chat(case: Case, fact_ids: Sequence[int] = (), *, known: bool = True, budget: int = 5) -> list[dict]:
+    """The prompt (no answer turn) for ``case`` with ``fact_ids`` known: what :func:`render_example` trains on,
+    for scoring the options (benchmarks, tests)."""
+    return render_example(case, fact_ids, known=known, budget=budget)[:-1]
+
+
+def sample_subset(ids: Sequence[int], rng: np.random.Generator, max_size: int | None = None) -> np.ndarray:
+    """A random subset of ``ids``: size uniform over 0..min(len, max_size), then uniform among the subsets of that
+    size, in random order."""
+    n = len(ids) if max_size is None else min(len(ids), max_size)
+    k = int(rng.integers(n + 1))
+    return np.asarray(ids, dtype=np.int64)[rng.permutation(len(ids))[:k]]
+
+
+def case_examples(case: Case, cfg: PretrainConfig, rng: np.random.Generator) -> Iterator[ChatExample]:
+    """``cfg.subsets_per_case`` rendered examples of one case (see the module docstring)."""
+    for j in range(cfg.subsets_per_case):
+        known = bool(rng.random() < cfg.known_share)
+        budget = int(cfg.budgets[int(rng.integers(len(cfg.budgets)))])
+        refusals: list[str] = []
+        if known:
+            subset = sample_subset(range(case.n_facts), rng)
+        else:  # only facts a patient may reveal, at most dialogue_max_turns turns in all
+            subset = sample_subset(safe_fact_ids(case), rng, cfg.dialogue_max_turns)
+            n_ref = int(rng.poisson(cfg.refusal_share * max(len(subset), 1))) if cfg.refusal_share > 0 else 0
+            n_ref = min(n_ref, cfg.dialogue_max_turns - len(subset))
+            if n_ref:
+                documented = {f.finding.code for f in case.facts if f.finding is not None}
+                pool = [q for _, q in candidate_questions(case.options, documented,
+                                                          initial_findings=case.initial_findings)]
+                if pool:
+                    refusals = [pool[int(i)] for i in rng.permutation(len(pool))[:n_ref]]
+        msgs = render_example(case, [int(i) for i in subset], known=known, budget=budget,
+                              answer_format=cfg.answer_format, refusals=refusals, rng=rng)
+        yield ChatExample(id=f"{case.id}/{j}", messages=tuple(msgs))
+
+
+def pretraining_cases(cfg: PretrainConfig) -> list[Case]:
+    """The train-split cases of ``cfg`` (ids ``sc-train-<k>`` of the ``data_seed`` stream)."""
+    return generate_cases("train", cfg.cases, seed=cfg.data_seed)
+
+
+def pretraining_examples(cfg: PretrainConfig, cases: Sequence[Case] | None = None) -> list[ChatExample]:
+    """Every rendered example of ``cfg`` (deterministic in the config: one RNG per case from (seed, case index))."""
+    cases = pretraining_cases(cfg) if cases is None else cases
+    out: list[ChatExample] = []
+    for k, case in enumerate(cases):
+        rng = np.random.default_rng([cfg.seed, cfg.data_seed, k])
+        out.extend(case_examples(case, cfg, rng))
+    return out
+
+
+# ---- training -----------------------------------------------------------------------------------------------------
+
+
+def sft_config(cfg: PretrainConfig) -> SFTRunConfig:
+    """Stage 1's SFT settings that run this pretraining (``synthclinic-small`` built from the examples)."""
+    return SFTRunConfig(
+        model=SMALL_SPEC, small=cfg.small, learning_rate=cfg.learning_rate, lr_scheduler=cfg.lr_scheduler,
+        warmup=cfg.warmup, weight_decay=cfg.weight_decay, epochs=cfg.epochs, max_steps=cfg.max_steps,
+        batch_size=cfg.batch_size, max_len=cfg.max_len, seed=cfg.seed, save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit, logging_steps=cfg.logging_steps, resume=cfg.resume,
+        stop_after_steps=cfg.stop_after_steps, progress_bar=cfg.progress_bar, num_threads=cfg.num_threads,
+    )
+
+
+def answer_only_labels(messages: Sequence[dict], tokenizer, max_len: int | None = None) -> tuple[list[int], list[int]]:
+    """``(input_ids, labels)`` of a conversation with the loss on its **last** turn only (the answer).
+
+    :func:`promed.train.data.tokenize_with_mask` puts every assistant turn in the loss, which here would train the
+    randomly ordered template questions of the dialogue layout too (a reactive doctor must not learn to ask at
+    random). The same construction, for the last turn: the conversation is rendered once, the prompt (all but the
+    last message, with the generation prompt) must be a prefix of it, and a token is in the loss when it starts at
+    or after the prompt's end (content and end-of-turn token).
+    """
+    from promed.train.data import DataError, _render
+
+    full = _render(tokenizer, messages)
+    before = _render(tokenizer, messages[:-1], add_generation_prompt=True)
+    if messages[-1]["role"] != "assistant" or not full.startswith(before):
+        raise DataError("the last message must be an assistant turn that the chat template renders after the prompt")
+    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(enc["input_ids"])
+    cut = len(before)
+    labels = [t if start >= cut else IGNORE_INDEX for t, (start, _) in zip(ids, enc["offset_mapping"])]
+    if max_len is not None and len(ids) > max_len:
+        ids, labels = ids[:max_len], labels[:max_len]
+    return ids, labels
+
+
+def build_dataset(examples: Sequence[ChatExample], tokenizer, max_len: int):
+    """Pre-tokenized ``datasets.Dataset`` (input_ids, labels on the answer turn); examples cut by ``max_len`` (their
+    answer is at the end) are dropped. Returns (dataset, n_dropped)."""
+    from datasets import Dataset
+
+    ids_col, lab_col, dropped = [], [], 0
+    for ex in examples:
+        ids, labels = answer_only_labels(ex.messages, tokenizer)
+        if len(ids) > max_len:
+            dropped += 1
+            continue
+        ids_col.append(ids)
+        lab_col.append(labels)
+    if not ids_col:
+        raise ValueError(f"no pretraining example fits in max_len={max_len} tokens")
+    return Dataset.from_dict({"input_ids": ids_col, "labels": lab_col,
+                              "length": [len(x) for x in ids_col]}), dropped
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    """What :func:`run_pretrain` did: SFT's result fields (``model_dir`` is ``out`` once completed, else the last
+    checkpoint), the data time (generation + rendering + tokenization) and the model's size."""
+
+    sft: SFTResult
+    data_s: float
+    n_params: int
+
+
+TOKENIZER_EXAMPLES = 4000  # examples whose texts train the BPE vocabulary (more change nothing but the time)
+
+
+def run_pretrain(cfg: PretrainConfig, out: str | Path | None = None,
+                 cases: Sequence[Case] | None = None) -> PretrainResult:
+    """Generate the examples, build (or reuse, on resume) ``synthclinic-small`` under ``out/base`` and train it with
+    TRL's SFTTrainer; resumes from the latest checkpoint in ``out/checkpoints``. See the module docstring.
+
+    ``cases`` replaces the generated train-split cases (toy rules in tests; ``cfg.cases`` is then ignored)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    n = cfg.num_threads
+    if n is None and not torch.cuda.is_available():
+        n = min(2, threads)
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        return _run(cfg, Path(cfg.out if out is None else out), cases)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: PretrainConfig, out: Path, cases: Sequence[Case] | None) -> PretrainResult:
+    import shutil
+
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTTrainer
+
+    from promed.train.sft import _callbacks, load_base, make_trainer_args, plot_losses, save_final
+    from promed.train.small_model import n_params
+
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    scfg = sft_config(cfg)
+    resume_from = get_last_checkpoint(str(ckpt_dir)) if (cfg.resume and ckpt_dir.is_dir()) else None
+    if not cfg.resume and ckpt_dir.exists():
+        shutil.rmtree(ckpt_dir)
+
+    examples = pretraining_examples(cfg, cases)
+    model, tokenizer = load_base(scfg, out, examples[:TOKENIZER_EXAMPLES])  # reuses out/base on resume
+    train_ds, n_drop = build_dataset(examples, tokenizer, cfg.max_len)
+    data_s = time.perf_counter() - t0
+    args = make_trainer_args(scfg, ckpt_dir, has_eval=False)
+    if cfg.group_by_length:
+        args.train_sampling_strategy = "group_by_length"  # lengths from the dataset's "length" column
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds,
+                         processing_class=tokenizer, callbacks=_callbacks(scfg))
+    if trainer.train_dataset[0]["labels"] != train_ds[0]["labels"]:  # our masks must reach the loss untouched
+        raise RuntimeError("this TRL version rebuilt the labels of the pre-tokenized dataset; use trl>=1.0")
+    trainer.train(resume_from_checkpoint=resume_from)
+    state = trainer.state
+    completed = state.global_step >= state.max_steps
+    history = list(state.log_history)
+    loss_pts = [(int(h["step"]), float(h["loss"])) for h in history if "loss" in h]
+    if completed:
+        save_final(trainer, tokenizer, out, merge=False)
+    plot_losses(loss_pts, [], out / "loss.png")
+    res = SFTResult(
+        model_dir=out if completed else Path(get_last_checkpoint(str(ckpt_dir)) or ckpt_dir), completed=completed,
+        steps=int(state.global_step), loss_steps=tuple(s for s, _ in loss_pts), losses=tuple(v for _, v in loss_pts),
+        eval_loss=None, wall_s=round(time.perf_counter() - t0, 3), n_examples=len(train_ds), n_truncated=n_drop,
+        n_dropped=n_drop, resumed_from=Path(resume_from) if resume_from else None,
+    )
+    result = PretrainResult(sft=res, data_s=round(data_s, 3), n_params=n_params(model))
+    _write_log(out / "train_log.json", cfg, result, history)
+    return result
+
+
+def _write_log(path: Path, cfg: PretrainConfig, result: PretrainResult, history: list[dict]) -> None:
+    """``train_log.json``: config, result, the Trainer's log history, library versions (atomic)."""
+    import torch
+    import transformers
+    import trl
+
+    rec = {"config": asdict(cfg), "result": asdict(result), "log_history": history,
+           "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                        "trl": trl.__version__}}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(rec, indent=2, default=str), encoding="utf-8")
+    tmp.replace(path)

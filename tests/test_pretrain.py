@@ -1,0 +1,220 @@
+"""Stage 0 (promed.train.pretrain, promed pretrain): data from the train split only, rendered as consultations with
+the loss on the answer turn, trained through SFT; tiny models, seconds."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from promed.data.synthclinic import generate_cases
+from promed.doctor.actions import parse_action
+from promed.doctor.policy import view_to_chat
+from promed.env.consultation import DialogueState, dialogue_view
+from promed.train.data import IGNORE_INDEX
+from promed.train.pretrain import (
+    PretrainConfig,
+    answer_only_labels,
+    answer_text,
+    pretraining_cases,
+    pretraining_examples,
+    prompt_chat,
+    render_example,
+    run_pretrain,
+)
+from promed.train.small_model import SmallModelConfig, build_tokenizer
+from promed.types import Answer, Case, Fact, Option
+
+TINY = SmallModelConfig(vocab_size=400, hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=2,
+                        intermediate_size=128, max_position_embeddings=512)
+
+
+def _cfg(tmp: Path, **kw) -> PretrainConfig:
+    base = PretrainConfig(cases=24, subsets_per_case=2, small=TINY, batch_size=8, max_steps=6, save_steps=3,
+                          logging_steps=1, warmup=0.0, num_threads=1, progress_bar=False, out=tmp, resume=False)
+    return replace(base, **kw)
+
+
+# ---- data ---------------------------------------------------------------------------------------------------------
+
+
+def _key(case: Case) -> str:
+    """Content hash without the id (ids differ across splits by construction, contents must)."""
+    return replace(case, id="").content_hash()
+
+
+def _loose_key(case: Case) -> tuple:
+    """The clinical content without option order or fact order."""
+    return (case.initial, frozenset(o.text for o in case.options), case.option(case.answer).text,
+            frozenset(f.text for f in case.facts))
+
+
+def test_pretraining_cases_are_disjoint_from_val_and_test():
+    cases = pretraining_cases(PretrainConfig(cases=1500))
+    cases += generate_cases("train", 500, seed=7)
+    held = generate_cases("val", 200, seed=0) + generate_cases("test", 500, seed=0)
+    held += generate_cases("val", 200, seed=1) + generate_cases("test", 300, seed=1)
+    assert all(c.id.startswith("sc-train-") for c in cases)
+    assert {_key(c) for c in cases}.isdisjoint({_key(c) for c in held})
+    assert {_loose_key(c) for c in cases}.isdisjoint({_loose_key(c) for c in held})
+    # a new seed is a new stream of cases (any number can be drawn)
+    assert {_key(c) for c in generate_cases("train", 200, seed=1)}.isdisjoint(
+        {_key(c) for c in generate_cases("train", 200, seed=0)})
+
+
+def test_examples_are_consultations_the_doctor_sees_with_every_subset_size():
+    cfg = PretrainConfig(cases=300, subsets_per_case=2)
+    cases = pretraining_cases(cfg)
+    exs = pretraining_examples(cfg, cases)
+    assert len(exs) == 600
+    assert exs == pretraining_examples(cfg, cases)  # deterministic
+    by_id = {c.id: c for c in cases}
+    sizes, layouts = set(), set()
+    for ex in exs:
+        case = by_id[ex.id.split("/")[0]]
+        msgs = list(ex.messages)
+        assert msgs[-1]["role"] == "assistant"
+        assert parse_action(msgs[-1]["content"], case.options) == Answer(case.answer)  # the strict grammar
+        assert msgs[-1]["content"] == answer_text(case, case.answer, cfg.answer_format)
+        asks = [m for m in msgs[:-1] if m["role"] == "assistant"]
+        assert all(m["content"].startswith("ASK: ") for m in asks)
+        listed = msgs[1]["content"].count("\n- ")
+        layouts.add("dialogue" if asks else "known" if listed else "none")
+        sizes.add(listed if listed else len(asks))
+        assert len(asks) <= cfg.dialogue_max_turns
+    assert layouts == {"dialogue", "known", "none"}
+    assert set(range(0, 13)) <= sizes  # subsets of every size, from none up
+
+
+def test_rendering_is_view_to_chat_of_the_consultation_state():
+    case = generate_cases("train", 1, seed=3)[0]
+    known = render_example(case, [2, 0], known=True, budget=5)
+    view = dialogue_view(case, DialogueState(known=frozenset({0, 2})), 5)
+    assert known[:-1] == [dict(m) for m in view_to_chat(view)]  # reveal_all-style: the facts listed up front
+    assert prompt_chat(case, (), budget=0)[-1]["content"].endswith("Give your final answer now.")
+    dia = render_example(case, [1, 3], known=False, budget=5)
+    assert [m["content"] for m in dia if m["role"] == "assistant"][:-1] == [
+        f"ASK: {q}" for q in (_q(case, 1), _q(case, 3))]
+    assert dia[3]["content"].startswith(case.facts[1].text) and dia[5]["content"].startswith(case.facts[3].text)
+
+
+def _q(case, i):
+    from promed.data.synthclinic import question_for_fact
+
+    return question_for_fact(case.facts[i])
+
+
+def test_loss_is_on_the_answer_turn_only():
+    cfg = PretrainConfig(cases=20, known_share=0.0)
+    exs = pretraining_examples(cfg)
+    tok = build_tokenizer([m["content"] for e in exs for m in e.messages], TINY)
+    ex = next(e for e in exs if sum(m["role"] == "assistant" for m in e.messages) >= 3)
+    ids, labels = answer_only_labels(ex.messages, tok)
+    kept = [i for i, lab in zip(ids, labels) if lab != IGNORE_INDEX]
+    assert tok.decode(kept) == ex.messages[-1]["content"] + "<|end|>"
+    assert all(lab in (IGNORE_INDEX, i) for i, lab in zip(ids, labels))
+
+
+def test_config_checks_its_values():
+    with pytest.raises(ValueError, match="answer-format"):
+        PretrainConfig(answer_format="number")
+    with pytest.raises(ValueError, match="known-share"):
+        PretrainConfig(known_share=1.5)
+    with pytest.raises(ValueError, match="--cases"):
+        PretrainConfig(cases=0)
+
+
+# ---- training -----------------------------------------------------------------------------------------------------
+
+DISEASES = ("Flu", "Gout", "Ulcer", "Asthma")
+MARKERS = ("red", "blue", "green", "yellow")  # marker colour k names disease k
+
+
+def _toy_case(i: int, rng: random.Random) -> Case:
+    order = rng.sample(range(4), 4)
+    gold = rng.randrange(4)
+    options = tuple(Option("ABCD"[j], DISEASES[d]) for j, d in enumerate(order))
+    return Case(id=f"toy-{i}", initial=f"A {20 + i % 50}-year-old presents with a cough.",
+                facts=tuple(Fact(k, f"The {what} is {MARKERS[gold]}.")
+                            for k, what in enumerate(("marker", "stain", "swab"))),
+                question="Which is the most likely diagnosis?",
+                options=options, answer="ABCD"[order.index(gold)])
+
+
+def test_a_small_run_learns_a_toy_rule_and_loads_as_a_doctor(tmp_path):
+    """The gold disease is named by the colour in the facts (three facts say it); after 300 steps (~20 s) the
+    doctor answers it far above chance (about 1.0; chance 0.25), from a checkpoint that load_llm("hf:...") serves
+    and LLMDoctor answers with."""
+    from promed.doctor.policy import LLMDoctor
+    from promed.llm import load_llm
+
+    rng = random.Random(0)
+    train = [_toy_case(i, rng) for i in range(1200)]
+    test = [_toy_case(2000 + i, rng) for i in range(60)]
+    cfg = _cfg(tmp_path / "toy", cases=len(train), subsets_per_case=1, known_share=1.0, max_steps=300,
+               batch_size=16, learning_rate=5e-3, save_steps=1000, logging_steps=10)
+    res = run_pretrain(cfg, cases=train)
+    assert res.sft.completed and res.sft.steps == 300 and (tmp_path / "toy" / "loss.png").is_file()
+    assert res.sft.losses[-1] < 0.5 * res.sft.losses[0]
+
+    llm = load_llm(f"hf:{tmp_path / 'toy'}")
+    prompts = [llm.render(prompt_chat(c, (0, 1, 2))) for c in test]
+    probs = llm.score_options(prompts, [[answer_text(c, o.letter) for o in c.options] for c in test])
+    acc = np.mean([int(np.argmax(p)) == c.gold_index for p, c in zip(probs, test)])
+    assert acc >= 0.6  # chance: 0.25
+
+    doctor = LLMDoctor(llm, "pretrained")
+    views = [dialogue_view(c, DialogueState(known=frozenset({0, 1, 2})), 0) for c in test]
+    gens = doctor.act(views, [np.random.default_rng(i) for i in range(len(views))])
+    actions = [parse_action(g.text, c.options) for g, c in zip(gens, test)]
+    assert np.mean([isinstance(a, Answer) for a in actions]) >= 0.9  # it answers, in the grammar
+    assert np.mean([isinstance(a, Answer) and a.letter == c.answer for a, c in zip(actions, test)]) >= 0.4
+
+
+def test_interrupted_then_resumed_run_equals_uninterrupted(tmp_path):
+    from safetensors.torch import load_file
+
+    cfg = _cfg(tmp_path / "full")
+    full = run_pretrain(cfg)
+    part_cfg = replace(cfg, out=tmp_path / "part")
+    part = run_pretrain(replace(part_cfg, stop_after_steps=3))
+    assert not part.sft.completed and part.sft.steps == 3
+    resumed = run_pretrain(replace(part_cfg, resume=True))
+    assert resumed.sft.resumed_from is not None and resumed.sft.resumed_from.name == "checkpoint-3"
+    assert resumed.sft.completed and resumed.sft.steps == 6
+    assert resumed.sft.loss_steps == full.sft.loss_steps == tuple(range(1, 7))
+    assert resumed.sft.losses == pytest.approx(full.sft.losses, rel=1e-4)
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "part" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+def test_command_writes_manifest_and_resumes(tmp_path):
+    from typer.testing import CliRunner
+
+    from promed.cli import app
+
+    conf = tmp_path / "pre.toml"
+    conf.write_text("cases = 16\nmax_steps = 2\nbatch_size = 8\nsave_steps = 1\nnum_threads = 1\n"
+                    "[small]\nvocab_size = 400\nhidden_size = 32\nnum_layers = 1\nnum_heads = 1\nnum_kv_heads = 1\n"
+                    "intermediate_size = 64\nmax_position_embeddings = 512\n")
+    out = tmp_path / "run"
+    runner = CliRunner()
+    res = runner.invoke(app, ["pretrain", "--config", str(conf), "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["stage"] == "pretrain" and man["config"]["cases"] == 16 and man["config"]["small"]["hidden_size"] == 32
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["completed"] and summary["steps"] == 2
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    again = runner.invoke(app, ["pretrain", "--config", str(conf), "--out", str(out), "--no-progress"])
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "summary.json").read_text())["resumed_from"].endswith("checkpoint-2")
+    other = runner.invoke(app, ["pretrain", "--config", str(conf), "--out", str(out), "--cases", "17"])
+    assert other.exit_code == 2 and "other settings" in other.output
