@@ -155,12 +155,12 @@ def check_out_dir(out: Path, option: str = "--out") -> None:
 
 # ---- runs bound to their settings -------------------------------------------------------------------------------
 
-# Settings that do not change a run's records: where it is written, how it is shown, how work is batched (results
-# depend only on (seed, case, sample): see promed.env.rollout), how servers are reached, which doctors are
-# evaluated (each doctor has its own records) and how many cases are taken (records are per case, and a source's
-# cases are prefix-stable, so a larger --limit extends a run). Everything else binds the directory to the run.
-NON_BINDING = frozenset({"out", "progress", "progress_bar", "batch_size", "doctors", "server", "overwrite", "debug",
-                         "num_threads", "limit"})
+# Settings that do not change any run's records: where it is written, how it is shown, how servers are reached,
+# how many threads work, run control (a time box, resuming), and how many cases are taken (records are per case,
+# and a source's cases are prefix-stable, so a larger --limit extends a run). Everything else binds the directory
+# to the run; a stage adds its own (promed eval: batch size and the list of doctors, see EVAL_NON_BINDING).
+NON_BINDING = frozenset({"out", "progress", "progress_bar", "server", "overwrite", "debug", "num_threads", "limit",
+                         "stop_after_steps", "resume"})
 
 
 OVERWRITE_HELP = ("Start afresh when --out holds a run made with other settings (its outputs are deleted); without "
@@ -211,7 +211,8 @@ def setting_differences(old: dict, new: dict, ignore: frozenset[str] = NON_BINDI
     return diffs
 
 
-def prepare_run(out: Path, cfg: object, stage: str, fingerprint: str, overwrite: bool = False) -> dict:
+def prepare_run(out: Path, cfg: object, stage: str, fingerprint: str, overwrite: bool = False,
+                ignore: frozenset[str] = NON_BINDING) -> dict:
     """Check that ``out`` can hold this run, before anything is written; return the manifest to write.
 
     A directory whose ``manifest.json`` records other binding settings, another stage or other data is refused
@@ -235,7 +236,7 @@ def prepare_run(out: Path, cfg: object, stage: str, fingerprint: str, overwrite:
     diffs = []
     if old.get("stage") != stage:
         diffs.append(f"stage: {old.get('stage')!r} -> {stage!r}")
-    diffs += setting_differences(old.get("config") or {}, new["config"])
+    diffs += setting_differences(old.get("config") or {}, new["config"], ignore)
     if old.get("data_fingerprint") not in (None, fingerprint):
         diffs.append("data: other cases (content differs)")
     if diffs:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Sequence
 
-import numpy as np
-
 from promed.doctor.actions import normalise_question, parse_action
 from promed.llm.base import LLM
 from promed.types import Ask, Chat, DoctorView, Generation, Invalid, Message, Sampling, per_view

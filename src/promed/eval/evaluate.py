@@ -23,12 +23,17 @@ from promed.eval.metrics import Metrics, compute_metrics, group_metrics
 from promed.eval.records import transcript_from_json, transcript_to_json
 from promed.eval.report import markdown_table
 from promed.io import (
-    JsonlAppender, atomic_write_json, atomic_write_lines, atomic_write_text, check_out_dir, data_fingerprint, prepare_run, read_jsonl, repair_jsonl,
-    safe_name, start_run,
+    NON_BINDING, JsonlAppender, atomic_write_json, atomic_write_lines, atomic_write_text, check_out_dir, data_fingerprint, load_jsonl,
+    prepare_run, safe_name, start_run,
 )
 from promed.runtime import RunModels, check_scorer_fits, is_synthetic
 from promed.sig.cache import EstimatorChoice, check_estimator_budget
 from promed.types import Case, Transcript
+
+
+# An episode's result depends only on (seed, case, sample), not on how it was batched, and each doctor has its
+# own records: neither binds an evaluation's directory.
+EVAL_NON_BINDING = NON_BINDING | {"batch_size", "doctors"}
 
 
 def run_eval(cfg: EvalConfig, progress: bool = True, sig_annotator=None) -> dict[str, Metrics]:
@@ -43,17 +48,16 @@ def run_eval(cfg: EvalConfig, progress: bool = True, sig_annotator=None) -> dict
     entries = [build_doctor(name, models.scorer, models.llm, models.load_llm, cfg.no_repeat) for name in cfg.doctors]
     out = Path(cfg.out)
     check_out_dir(out)
-    synthetic = is_synthetic(cfg.data.data, cases)
-    if cfg.scorer is not None or synthetic:
-        check_scorer_fits(models.scorer_spec(), synthetic, cfg.data.data)
+    if cfg.scorer is not None or models.synthetic:
+        check_scorer_fits(models.scorer_spec(), models.synthetic, cfg.data.data)
     if cfg.sig:
         check_estimator_budget(EstimatorChoice(cfg.estimator), cases, cheap=models.scorer_spec() == "bayes")
-    overwrite = bool(getattr(cfg, "overwrite", False))
-    run_manifest = prepare_run(out, cfg, "eval", data_fingerprint(cases, cfg.data.data), overwrite)  # nothing written yet
+    run_manifest = prepare_run(out, cfg, "eval", data_fingerprint(cases, cfg.data.data), cfg.overwrite,
+                               EVAL_NON_BINDING)  # nothing written yet
     patient = models.patient()
     scorer = models.scorer() if cfg.sig and sig_annotator is None and cases else None
 
-    start_run(out, run_manifest, overwrite)  # the first bytes this run writes
+    start_run(out, run_manifest, cfg.overwrite)  # the first bytes this run writes
     (out / "transcripts").mkdir(parents=True, exist_ok=True)
     own_annotator = None
     if scorer is not None:
@@ -95,10 +99,8 @@ def _run_doctor(entry: DoctorEntry, cases: list[Case], by_id: dict[str, Case], p
         episodes = [Episode(c, s) for c in cases for s in range(cfg.samples)]
         strs, _ = _run_records(spath, episodes, doctor, f"{entry.name} x{cfg.samples}", by_id, patient, env_cfg, cfg,
                                progress, sig_annotator)
-        groups: dict[str, list[Transcript]] = {}
-        for t in strs:
-            groups.setdefault(t.case_id, []).append(t)
-        mean, pass_k = group_metrics(list(groups.values()))
+        g = cfg.samples  # episodes are case-major: each case's samples are contiguous
+        mean, pass_k = group_metrics([strs[i * g:(i + 1) * g] for i in range(len(cases))])
         metrics = dataclasses.replace(metrics, samples=cfg.samples, sampled_accuracy=mean, pass_at_k=pass_k)
     return metrics
 
@@ -109,10 +111,9 @@ def _run_records(path: Path, episodes: list[Episode], doctor, label: str, by_id:
 
     Records are appended as episodes end (completion order); once all are there the file is rewritten in episode
     order, so a resumed run's file is byte for byte the uninterrupted run's."""
-    repair_jsonl(path)
-    recs = {(r["id"], int(r.get("sample", 0))): r for r in read_jsonl(path)}
-    todo = [e for e in episodes if (e.case.id, e.sample) not in recs]
-    with JsonlAppender(path) as sink, _progress(progress, label, len(episodes), len(episodes) - len(todo)) as tick:
+    done = {(r["id"], int(r.get("sample", 0))) for r in load_jsonl(path)}  # repairs a torn last line
+    todo = [e for e in episodes if (e.case.id, e.sample) not in done]
+    with JsonlAppender(path, repair=False) as sink, _progress(progress, label, len(episodes), len(episodes) - len(todo)) as tick:
         def on_done(tr: Transcript) -> None:
             case = by_id[tr.case_id]
             if sig_annotator is not None:
@@ -121,15 +122,16 @@ def _run_records(path: Path, episodes: list[Episode], doctor, label: str, by_id:
             tick()
 
         run_consultations(todo, doctor, patient, env_cfg, seed=cfg.seed, batch_size=cfg.batch_size, on_done=on_done)
-    lines = {}
+    lines, recs = {}, {}
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             r = json.loads(line)
-            lines[(r["id"], int(r.get("sample", 0)))] = line
+            key = (r["id"], int(r.get("sample", 0)))
+            lines[key], recs[key] = line, r
     order = [(e.case.id, e.sample) for e in episodes]
     if list(lines) != order and set(lines) == set(order):  # completion order -> case order: resumed == uninterrupted
         atomic_write_lines(path, [lines[k] for k in order])
-    pairs = [transcript_from_json(json.loads(lines[k])) for k in order]
+    pairs = [transcript_from_json(recs[k]) for k in order]
     return [t for t, _ in pairs], [n for _, n in pairs]
 
 

@@ -210,13 +210,14 @@ class HFBackend:
         if sampling.seeds and len(sampling.seeds) != len(chats):
             raise ValueError(f"got {len(sampling.seeds)} seeds for {len(chats)} chats")
         copies = 1 if beam else sampling.n
-        encoded = [self.encode_prompt(c) for c in chats for _ in range(copies)]
+        prompts = [self.encode_prompt(c) for c in chats]  # each chat once; its copies share the ids
         limit = self.max_context
-        for j, e in enumerate(encoded):
+        for j, e in enumerate(prompts):
             if limit and len(e) + sampling.max_new_tokens > limit:
-                raise ContextLengthError(f"{self.name}: chat {j // copies} has {len(e):,} prompt tokens; with "
+                raise ContextLengthError(f"{self.name}: chat {j} has {len(e):,} prompt tokens; with "
                                          f"{sampling.max_new_tokens} new tokens that exceeds the model's context of "
-                                         f"{limit:,}", index=j // copies, length=len(e), limit=limit)
+                                         f"{limit:,}", index=j, length=len(e), limit=limit)
+        encoded = [e for e in prompts for _ in range(copies)]
         row_seeds = [row_seed(sampling, i, k) for i in range(len(chats)) for k in range(copies)]
         out: list[Generation] = []
         with self._serving(), torch.inference_mode():

@@ -7,8 +7,8 @@ untrained model), ``checkpoints/``, ``loss.png``, ``train_log.json``, ``summary.
 
 Like every runner, the directory is bound to its settings (:func:`promed.io.prepare_run`): re-running with the same
 settings resumes from the latest checkpoint, other settings are refused unless ``--overwrite``. The run-control
-fields ``stop_after_steps`` (a time box) and ``resume`` are left out of the binding, so a time-boxed run is
-continued by the same command without ``--stop-after-steps``.
+fields ``stop_after_steps`` (a time box) and ``resume`` do not bind it (``promed.io.NON_BINDING``), so a time-boxed
+run is continued by the same command without ``--stop-after-steps``.
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ def run_pretrain_command(cfg: PretrainConfig, progress: bool = True) -> tuple[Pr
     out = Path(cfg.out)
     check_out_dir(out)
     first = generate_cases("train", 1, seed=cfg.data_seed)  # the stream is prefix-stable: its first case names it
-    binding = replace(cfg, stop_after_steps=None, resume=True)
-    run_manifest = prepare_run(out, binding, "pretrain", data_fingerprint(first, "synthclinic"), cfg.overwrite)
+    run_manifest = prepare_run(out, cfg, "pretrain", data_fingerprint(first, "synthclinic"), cfg.overwrite)
     start_run(out, run_manifest, cfg.overwrite)
     res = run_pretrain(replace(cfg, progress_bar=progress and cfg.progress_bar, resume=True), out)
     sft = res.sft

@@ -22,7 +22,6 @@ from promed.io import (
 from promed.llm.base import check_spec
 from promed.runtime import ServerConfig
 from promed.sig.cache import EstimatorChoice, ShapleyCache, check_estimator, check_estimator_budget
-from promed.types import Case
 
 
 @dataclass(frozen=True)

@@ -206,12 +206,15 @@ def assistant_char_spans(messages: Sequence[Message], tokenizer) -> tuple[str, l
 
 
 def tokenize_with_mask(
-    messages: Sequence[Message], tokenizer, max_len: int | None = None
+    messages: Sequence[Message], tokenizer, max_len: int | None = None, last_only: bool = False
 ) -> tuple[list[int], list[int]]:
     """Tokenize a conversation with the chat template; ``labels`` copy ``input_ids`` on assistant tokens (and their
-    end-of-turn token) and are ``-100`` elsewhere. Sequences longer than ``max_len`` keep their start (the case
-    description); later turns are cut. Requires a fast tokenizer (offset mapping)."""
+    end-of-turn token) and are ``-100`` elsewhere; ``last_only``: on the last assistant turn only. Sequences longer
+    than ``max_len`` keep their start (the case description); later turns are cut. Requires a fast tokenizer
+    (offset mapping)."""
     full, spans = assistant_char_spans(messages, tokenizer)
+    if last_only:
+        spans = spans[-1:]
     # The template already carries BOS etc., so no special tokens are added on top.
     enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
     ids: list[int] = list(enc["input_ids"])

@@ -73,7 +73,7 @@ from promed.data.synthclinic import candidate_questions, generate_cases, questio
 from promed.doctor.policy import view_to_chat
 from promed.env.consultation import DialogueState, dialogue_view, transition
 from promed.patient.guard import REFUSAL, safe_fact_ids
-from promed.train.data import IGNORE_INDEX, ChatExample
+from promed.train.data import ChatExample
 from promed.train.sft import SMALL_SPEC, SFTResult, SFTRunConfig
 from promed.train.small_model import SmallModelConfig
 from promed.types import Ask, Case
@@ -277,25 +277,15 @@ def sft_config(cfg: PretrainConfig) -> SFTRunConfig:
 def answer_only_labels(messages: Sequence[dict], tokenizer, max_len: int | None = None) -> tuple[list[int], list[int]]:
     """``(input_ids, labels)`` of a conversation with the loss on its **last** turn only (the answer).
 
-    :func:`promed.train.data.tokenize_with_mask` puts every assistant turn in the loss, which here would train the
+    Every assistant turn in the loss (:func:`promed.train.data.tokenize_with_mask`'s default) would train the
     randomly ordered template questions of the dialogue layout too (a reactive doctor must not learn to ask at
-    random). The same construction, for the last turn: the conversation is rendered once, the prompt (all but the
-    last message, with the generation prompt) must be a prefix of it, and a token is in the loss when it starts at
-    or after the prompt's end (content and end-of-turn token).
+    random), so only the last turn's span is kept; it must be an assistant turn.
     """
-    from promed.train.data import DataError, _render
+    from promed.train.data import DataError, tokenize_with_mask
 
-    full = _render(tokenizer, messages)
-    before = _render(tokenizer, messages[:-1], add_generation_prompt=True)
-    if messages[-1]["role"] != "assistant" or not full.startswith(before):
+    if not messages or messages[-1]["role"] != "assistant":
         raise DataError("the last message must be an assistant turn that the chat template renders after the prompt")
-    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
-    ids = list(enc["input_ids"])
-    cut = len(before)
-    labels = [t if start >= cut else IGNORE_INDEX for t, (start, _) in zip(ids, enc["offset_mapping"])]
-    if max_len is not None and len(ids) > max_len:
-        ids, labels = ids[:max_len], labels[:max_len]
-    return ids, labels
+    return tokenize_with_mask(messages, tokenizer, max_len=max_len, last_only=True)
 
 
 def build_dataset(examples: Sequence[ChatExample], tokenizer, max_len: int):
