@@ -28,6 +28,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -107,13 +108,16 @@ HEADER = ("   params train_s  steps reactive (argmax) all-facts (argmax) mae-r m
 def curve(args) -> list[dict]:
     """One pretraining run per size; every checkpoint evaluated (module docstring)."""
     from promed.train.pretrain import PretrainConfig, run_pretrain
-    from promed.train.small_model import SmallModelConfig
 
     rows = []
     for size in args.sizes:
         hidden, layers = (int(x) for x in size.split("x"))
-        small = SmallModelConfig(hidden_size=hidden, num_layers=layers, num_heads=max(1, hidden // 32),
-                                 num_kv_heads=max(1, hidden // 32), intermediate_size=3 * hidden)
+        small = replace(PretrainConfig().small, hidden_size=hidden, num_layers=layers, num_heads=max(1, hidden // 32),
+                        num_kv_heads=max(1, hidden // 32), intermediate_size=3 * hidden)
+        if args.pretokenize:
+            small = replace(small, pretokenize=args.pretokenize)
+        if args.vocab:
+            small = replace(small, vocab_size=args.vocab)
         out = Path(args.out) / size
         cfg = PretrainConfig(cases=args.cases, subsets_per_case=args.subsets, small=small,
                              answer_format=args.answer_format, batch_size=args.batch_size,
@@ -149,6 +153,8 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--answer-format", default="name")
+    ap.add_argument("--pretokenize", default=None, help="words or lines (default: PretrainConfig's)")
+    ap.add_argument("--vocab", type=int, default=None, help="BPE vocabulary (default: PretrainConfig's)")
     ap.add_argument("--out", default="/tmp/pretrain_curve")
     ap.add_argument("--json", default=None, help="write the rows here")
     args = ap.parse_args(argv)

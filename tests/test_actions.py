@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from promed.doctor.actions import format_action, format_reward, normalise_question, parse_action
+from promed.doctor.actions import answer_turn, format_action, format_reward, normalise_question, parse_action
 from promed.types import Answer, Ask, Invalid, Option
 
 OPTS = tuple(Option(l, t) for l, t in zip("ABCD", ["Gentamicin", "Ciprofloxacin", "Ceftriaxone", "Trimethoprim"]))
@@ -72,6 +72,28 @@ def test_invalid_outputs(text, reason):
 def test_format_roundtrip():
     for a in (Ask("Do you smoke?"), Answer("B")):
         assert parse_action(format_action(a), OPTS) == a
+
+
+@pytest.mark.parametrize("fmt, text", [("letter", "ANSWER: C"), ("name", "ANSWER: Ceftriaxone"),
+                                       ("text", "ANSWER: Ceftriaxone (C)")])
+def test_every_answer_format_is_a_turn_of_the_grammar(fmt, text):
+    """The formats doctors are trained to write (letter, the option's text, both) all parse to the same letter, so
+    the parser, the format reward and every doctor's prompt agree whichever format a doctor uses."""
+    assert answer_turn(OPTS, "C", fmt) == format_action(Answer("C"), OPTS, fmt) == text
+    assert parse_action(text, OPTS) == Answer("C") and format_reward(text, OPTS) == 1.0
+    for letter in "ABD":
+        assert parse_action(answer_turn(OPTS, letter, fmt), OPTS) == Answer(letter)
+    with pytest.raises(ValueError, match="no option"):
+        answer_turn(OPTS, "E", fmt if fmt != "letter" else "name")
+    with pytest.raises(ValueError, match="unknown answer format"):
+        answer_turn(OPTS, "C", "emoji")
+
+
+def test_prompts_name_both_answer_forms():
+    from promed.doctor.policy import INVALID_NOTE, SYSTEM_PROMPT
+
+    for prompt in (SYSTEM_PROMPT, INVALID_NOTE):
+        assert "'ANSWER: <option letter or text>'" in prompt
 
 
 def test_normalise_question():

@@ -209,6 +209,11 @@ def test_cpu_preset_is_the_stage1_preset():
     assert mcts.search == preset.search and mcts.reward == preset.reward
     assert (sft.epochs, sft.batch_size, sft.learning_rate) == (preset.sft.epochs, preset.sft.batch_size,
                                                                 preset.sft.learning_rate)
+    # Stage 0 as the preset runs it, and Stage 1 on top of it: name-format trajectories, SFT from its checkpoint
+    pretrain = resolve(cli.SPECS["pretrain"](), {}, set(), path, cli.COMMANDS)
+    assert dataclasses.replace(pretrain, out=preset.pretrain.out) == preset.pretrain
+    assert mcts.answer_format == preset.mcts_config().answer_format == "name"
+    assert sft.model == f"hf:{pretrain.out}"
 
 
 # ---- manifests record the resolved config ---------------------------------------------------------------------
@@ -257,11 +262,13 @@ def test_sft_manifest_and_required_paths(tmp_path, monkeypatch):
 
 def test_stage1_manifest_is_written_first(tmp_path, monkeypatch):
     import promed.runs.mcts as runs_mcts
+    import promed.runs.pretrain as runs_pretrain
     from promed.runs.stage1 import Stage1Config, run_stage1
 
     def stop(*a, **k):
         raise RuntimeError("stop")
 
+    monkeypatch.setattr(runs_pretrain, "run_pretrain_command", stop)  # the first step: pretraining
     monkeypatch.setattr(runs_mcts, "run_mcts", stop)
     cfg = with_paths(Stage1Config(out=tmp_path / "s1"), {"search.iterations": 3, "sft.epochs": 2.0})
     with pytest.raises(RuntimeError, match="stop"):

@@ -35,7 +35,8 @@ TINY = SmallModelConfig(vocab_size=400, hidden_size=64, num_layers=2, num_heads=
 
 
 def _cfg(tmp: Path, **kw) -> PretrainConfig:
-    base = PretrainConfig(cases=24, subsets_per_case=2, small=TINY, batch_size=8, max_steps=6, save_steps=3,
+    base = PretrainConfig(cases=24, subsets_per_case=2, small=TINY, labels="hard", batch_size=8, max_steps=6,
+                          save_steps=3,
                           logging_steps=1, warmup=0.0, num_threads=1, progress_bar=False, out=tmp, resume=False)
     return replace(base, **kw)
 
@@ -168,6 +169,23 @@ def test_a_small_run_learns_a_toy_rule_and_loads_as_a_doctor(tmp_path):
     acc = np.mean([int(np.argmax(p)) == c.gold_index for p, c in zip(probs, test)])
     assert acc >= 0.6  # chance: 0.25
 
+    # the same doctor as the SIG scorer (--scorer doctor:hf:CKPT): its own prompt and answer turns, normalised
+    from promed.runtime import make_scorer
+    from promed.sig.value import ScorerValue
+
+    scorer = make_scorer(f"doctor:hf:{tmp_path / 'toy'}")
+    assert scorer.id == f"doctor:{llm.name}:name"
+    rows = scorer.probs([c.query((0, 1, 2)) for c in test])
+    assert all(abs(r.sum() - 1.0) < 1e-9 for r in rows)
+    assert np.mean([int(np.argmax(r)) == c.gold_index for r, c in zip(rows, test)]) >= 0.6
+    c0 = test[0]  # the very prompt (no questions left) and answer turns it was trained on
+    p0 = llm.score_options([llm.render(prompt_chat(c0, (0, 1, 2), budget=0))],
+                           [[answer_text(c0, o.letter) for o in c0.options]])[0]
+    assert np.allclose(rows[0], p0, atol=1e-6)
+    value = ScorerValue(scorer)
+    v = np.array([value.v(c, [frozenset(), frozenset({0, 1, 2})]) for c in test[:20]])
+    assert v[:, 1].mean() > v[:, 0].mean() + 0.2  # the facts raise the gold's probability
+
     doctor = LLMDoctor(llm, "pretrained")
     views = [dialogue_view(c, DialogueState(known=frozenset({0, 1, 2})), 0) for c in test]
     gens = doctor.act(views, [np.random.default_rng(i) for i in range(len(views))])
@@ -201,7 +219,7 @@ def test_command_writes_manifest_and_resumes(tmp_path):
     from promed.cli import app
 
     conf = tmp_path / "pre.toml"
-    conf.write_text("cases = 16\nmax_steps = 2\nbatch_size = 8\nsave_steps = 1\nnum_threads = 1\n"
+    conf.write_text("cases = 16\nmax_steps = 2\nbatch_size = 8\nsave_steps = 1\nnum_threads = 1\nlabels = 'hard'\n"
                     "[small]\nvocab_size = 400\nhidden_size = 32\nnum_layers = 1\nnum_heads = 1\nnum_kv_heads = 1\n"
                     "intermediate_size = 64\nmax_position_embeddings = 512\n")
     out = tmp_path / "run"
@@ -213,8 +231,11 @@ def test_command_writes_manifest_and_resumes(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["completed"] and summary["steps"] == 2
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    model_time = (out / "model.safetensors").stat().st_mtime_ns
     again = runner.invoke(app, ["pretrain", "--config", str(conf), "--out", str(out), "--no-progress"])
     assert again.exit_code == 0, again.output
-    assert json.loads((out / "summary.json").read_text())["resumed_from"].endswith("checkpoint-2")
+    assert "already complete" in again.output  # a finished run is not repeated
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert (out / "model.safetensors").stat().st_mtime_ns == model_time
     other = runner.invoke(app, ["pretrain", "--config", str(conf), "--out", str(out), "--cases", "17"])
     assert other.exit_code == 2 and "other settings" in other.output

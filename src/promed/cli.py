@@ -119,8 +119,8 @@ def mcts_spec() -> CommandSpec:
     items = (*DATA_OPTS, Opt("candidates"), Opt("model"), Opt("scorer"), Opt("patient.kind", ("--patient",)),
              Opt("search.iterations"), Opt("search.width"), Opt("search.max_questions"), Opt("search.c_uct"),
              Opt("search.gamma"), Opt("search.w_sig"), Opt("search.w_correct"), Opt("reward.lam"),
-             Opt("sig_enabled", ("--sig/--no-sig",)), Opt("top_k"), Opt("seed"), Opt("data.data_seed"), Opt("out"),
-             Opt("overwrite", ("--overwrite",)),
+             Opt("sig_enabled", ("--sig/--no-sig",)), Opt("top_k"), Opt("answer_format"), Opt("seed"),
+             Opt("data.data_seed"), Opt("out"), Opt("overwrite", ("--overwrite",)),
              *SERVER_OPTS, PROGRESS)
     return CommandSpec("mcts", "Stage 1: SIG-guided tree search over consultations; writes OUT/trajectories.jsonl "
                        "(chat format).", MctsRunConfig, items, run_mcts_cmd)
@@ -163,11 +163,12 @@ def run_sft_cmd(cfg) -> None:
 def stage1_spec() -> CommandSpec:
     from promed.runs.stage1 import Stage1Config
 
-    items = (Opt("preset"), Opt("train_cases"), Opt("test_cases"), Opt("search.iterations"), Opt("search.gamma"),
-             Opt("top_k"), Opt("sft.epochs"), Opt("search.max_questions"), Opt("no_repeat"), Opt("seed"),
-             Opt("out"), PROGRESS)
-    return CommandSpec("stage1", "Stage 1 end to end: MCTS trajectories -> SFT -> evaluation beside the baselines "
-                       "(OUT/stage1.json).", Stage1Config, items, run_stage1_cmd)
+    items = (Opt("preset"), Opt("train_cases"), Opt("test_cases"), Opt("pretrained"), Opt("from_scratch"),
+             Opt("pretrain.cases"), Opt("search.iterations"), Opt("search.gamma"), Opt("top_k"), Opt("sft.epochs"),
+             Opt("sft.learning_rate"), Opt("search.max_questions"), Opt("no_repeat"), Opt("seed"), Opt("out"),
+             PROGRESS)
+    return CommandSpec("stage1", "Stage 1 end to end: pretraining (Stage 0) -> MCTS trajectories -> SFT -> evaluation "
+                       "beside the baselines (OUT/stage1.json).", Stage1Config, items, run_stage1_cmd)
 
 
 def run_stage1_cmd(cfg, progress: bool) -> None:
@@ -179,7 +180,8 @@ def run_stage1_cmd(cfg, progress: bool) -> None:
         summary = run_stage1(cfg, progress=progress)
     results = {k: Metrics(**{**v, "ci95": tuple(v["ci95"])}) for k, v in summary["eval"].items()}
     _table(rich_table(results, title="Stage 1 (SynthClinic test)"))
-    typer.echo(f"mcts {summary['mcts_s']} s, sft {summary['sft_s']} s, eval {summary['eval_s']} s, "
+    pre = f"pretrain {summary['pretrain_s']} s, " if "pretrain_s" in summary else ""
+    typer.echo(f"{pre}mcts {summary['mcts_s']} s, sft {summary['sft_s']} s, eval {summary['eval_s']} s, "
                f"peak memory {summary['peak_rss_mib']} MiB; wrote {cfg.out}/stage1.json")
 
 
@@ -190,6 +192,7 @@ def pretrain_spec() -> CommandSpec:
     from promed.train.pretrain import PretrainConfig
 
     items = (Opt("cases"), Opt("subsets_per_case"), Opt("data_seed"), Opt("known_share"), Opt("answer_format"),
+             Opt("labels"), Opt("small.pretokenize"), Opt("small.vocab_size"),
              Opt("small.hidden_size"), Opt("small.num_layers"), Opt("epochs"), Opt("max_steps"), Opt("batch_size"),
              Opt("learning_rate"), Opt("seed"), Opt("num_threads", ("--threads",)), Opt("stop_after_steps"),
              Opt("out"), Opt("overwrite", ("--overwrite",)), PROGRESS)
@@ -202,10 +205,11 @@ def run_pretrain_cmd(cfg, progress: bool) -> None:
     from promed.runs.pretrain import run_pretrain_command
 
     with input_errors():
-        res, summary = run_pretrain_command(cfg, progress=progress)
+        summary = run_pretrain_command(cfg, progress=progress)
     _print_summary(summary)
-    state = "wrote" if res.sft.completed else "stopped at a checkpoint; rerun to continue:"
-    typer.echo(f"{state} {res.sft.model_dir} (loss curve: {cfg.out}/loss.png)")
+    state = ("already complete:" if summary["skipped"] else "wrote" if summary["completed"]
+             else "stopped at a checkpoint; rerun to continue:")
+    typer.echo(f"{state} {summary['model_dir']} (loss curve: {cfg.out}/loss.png)")
 
 
 # ---- the app -----------------------------------------------------------------------------------------------------

@@ -83,14 +83,22 @@ def check_scorer_fits(scorer_spec: str, synthetic: bool, data: str) -> None:
 
 
 def make_scorer(spec: str, server: ServerConfig | None = None):
-    """``bayes`` -> the SynthClinic exact posterior; anything else -> an LLM scoring the options (an ``openai:``
-    spec with ``server``'s settings)."""
+    """``bayes`` -> the SynthClinic exact posterior; ``doctor:<model spec>`` -> that doctor scoring its own answer
+    turns (``ANSWER: <option text>``) after its consultation prompt (:class:`promed.doctor.scorer.DoctorScorer`,
+    e.g. the pretrained SynthClinic doctor); anything else -> an LLM scoring the option letters (an ``openai:`` spec
+    with ``server``'s settings)."""
     if spec == "bayes":
         from promed.data.synthclinic import BayesScorer
 
         return BayesScorer()
     from promed.llm import load_llm
     from promed.llm.scorer import LLMScorer
+
+    if spec.startswith("doctor:"):
+        from promed.doctor.scorer import DoctorScorer
+
+        inner = spec[len("doctor:"):]
+        return DoctorScorer(load_llm(inner, **(server or ServerConfig()).llm_options(inner)))
 
     return LLMScorer(load_llm(spec, **(server or ServerConfig()).llm_options(spec)))
 

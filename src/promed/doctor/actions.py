@@ -3,7 +3,7 @@
 Grammar (what every doctor is prompted and trained to emit; one line)::
 
     ASK: <one question for the patient>
-    ANSWER: <option letter>
+    ANSWER: <option letter>   (or the option's text: see ANSWER_FORMATS)
 
 The keyword must open the turn (after optional whitespace) and is followed by a colon; keywords are
 case-insensitive. A lenient parser is a reward the policy learns to exploit under RL, so everything outside the
@@ -120,6 +120,30 @@ def format_reward(text: str, options: Sequence[Option]) -> float:
     return 0.0 if isinstance(parse_action(text, options), Invalid) else 1.0
 
 
-def format_action(action: Ask | Answer) -> str:
-    """The canonical text of an action (what trajectories and prompts use)."""
-    return f"ASK: {action.question}" if isinstance(action, Ask) else f"ANSWER: {action.letter}"
+ANSWER_FORMATS = ("letter", "name", "text")
+"""How a doctor writes its answer turn; every form is a turn of the grammar above and parses to the same letter.
+
+``letter``: ``ANSWER: C`` (instruction models, the baselines); ``name``: ``ANSWER: Asthma`` (the option's text
+alone: what the pretrained SynthClinic doctor is trained to write, since a small model learns the diagnosis long
+before it can bind it to a shuffled letter; BENCHMARKS.md, Pretraining); ``text``: ``ANSWER: Asthma (C)``."""
+
+
+def answer_turn(options: Sequence[Option], letter: str, answer_format: str = "letter") -> str:
+    """The canonical answer turn for option ``letter`` of ``options`` in ``answer_format`` (:data:`ANSWER_FORMATS`)."""
+    if answer_format == "letter":
+        return f"ANSWER: {letter}"
+    text = next((o.text for o in options if o.letter == letter), None)
+    if text is None:
+        raise ValueError(f"no option {letter!r} among {[o.letter for o in options]}")
+    if answer_format == "name":
+        return f"ANSWER: {text}"
+    if answer_format == "text":
+        return f"ANSWER: {text} ({letter})"
+    raise ValueError(f"unknown answer format {answer_format!r}; expected one of {', '.join(ANSWER_FORMATS)}")
+
+
+def format_action(action: Ask | Answer, options: Sequence[Option] = (), answer_format: str = "letter") -> str:
+    """The canonical text of an action (what trajectories and prompts use); answers in ``answer_format``."""
+    if isinstance(action, Ask):
+        return f"ASK: {action.question}"
+    return answer_turn(options, action.letter, answer_format)

@@ -18,7 +18,7 @@ SYSTEM_PROMPT = (
     "You are a careful physician in a consultation. You see the patient's initial information and a "
     "multiple-choice question. Before answering, you may ask the patient one short question per turn to gather "
     "the missing information. Reply with exactly one line: 'ASK: <your question>' to ask, or "
-    "'ANSWER: <letter>' to give your final answer."
+    "'ANSWER: <option letter or text>' to give your final answer."
 )
 
 
@@ -42,7 +42,8 @@ def case_message(view: DoctorView) -> str:
     return "\n".join(lines)
 
 
-INVALID_NOTE = "That is not a valid turn ({reason}). Reply with one line: 'ASK: <question>' or 'ANSWER: <letter>'."
+INVALID_NOTE = ("That is not a valid turn ({reason}). Reply with one line: 'ASK: <question>' or "
+                "'ANSWER: <option letter or text>'.")
 
 
 def view_to_chat(view: DoctorView, system: str = SYSTEM_PROMPT) -> Chat:

@@ -16,6 +16,7 @@ log-probabilities where the backend gave them.
 
 from __future__ import annotations
 
+from promed.doctor.actions import answer_turn
 from promed.doctor.policy import view_to_chat
 from promed.env.consultation import dialogue_view, transcript_state
 from promed.types import Answer, Ask, Case, DoctorView, Invalid, Step, Transcript, Turn
@@ -27,11 +28,13 @@ def final_view(case: Case, tr: Transcript, max_questions: int) -> DoctorView:
     return dialogue_view(case, state, max_questions, tuple(s for s in tr.steps if s.policy))
 
 
-def transcript_messages(case: Case, tr: Transcript, max_questions: int) -> list[dict]:
-    """The consultation as chat messages, ending with the doctor's own final answer (if it gave one)."""
+def transcript_messages(case: Case, tr: Transcript, max_questions: int, answer_format: str = "letter") -> list[dict]:
+    """The consultation as chat messages, ending with the doctor's own final answer (if it gave one). Search
+    trajectories (no recorded steps) end with the canonical answer turn in ``answer_format``
+    (:data:`promed.doctor.actions.ANSWER_FORMATS`); recorded steps appear exactly as the doctor wrote them."""
     msgs = view_to_chat(final_view(case, tr, max_questions))
     if not tr.steps and tr.answer is not None and tr.end == "answer":  # search trajectories: canonical turns
-        msgs.append({"role": "assistant", "content": f"ANSWER: {tr.answer}"})
+        msgs.append({"role": "assistant", "content": answer_turn(case.options, tr.answer, answer_format)})
     return msgs
 
 

@@ -100,10 +100,13 @@ class ContextLengthError(ValueError):
 
 
 def check_spec(option: str, spec: str | None, bayes: bool = False) -> None:
-    """Raise ValueError naming ``option`` unless ``spec`` is None, a parsable model spec or (``bayes``) ``bayes``."""
+    """Raise ValueError naming ``option`` unless ``spec`` is None, a parsable model spec or, for a scorer option
+    (``bayes``), ``bayes`` or ``doctor:<model spec>`` (:class:`promed.doctor.scorer.DoctorScorer`)."""
     if spec is None or (bayes and spec == "bayes"):
         return
+    if bayes and spec.startswith("doctor:"):
+        spec = spec[len("doctor:"):]
     try:
         parse_spec(spec)
     except SpecError as err:
-        raise ValueError(f"{option}: {err}{' (or bayes)' if bayes else ''}") from None
+        raise ValueError(f"{option}: {err}{' (or bayes, or doctor:<model spec>)' if bayes else ''}") from None

@@ -7,7 +7,8 @@ Outputs under ``out/``:
       {"id", "messages", "sig", "reward", "correct", "n_questions", "rank", "answer", "gold"}
 
   ``messages`` is :func:`promed.eval.records.transcript_messages` of the trajectory: system, the case as the first
-  user message, then ``ASK: <question>`` / patient reply pairs, and ``ANSWER: X`` last - exactly how evaluation
+  user message, then ``ASK: <question>`` / patient reply pairs, and the answer last (``ANSWER: X``;
+  ``answer_format`` name: ``ANSWER: <option text>``) - exactly how evaluation
   renders a transcript, so the SFT doctor is trained on the prompts it is evaluated on. ``sig`` is the per-question
   SIG (the annotator's values), ``reward`` the trajectory's return, ``rank`` 0 for the best trajectory.
 * ``search.jsonl`` - one line per searched case (its best trajectory's figures and the search's cost); the ids
@@ -40,6 +41,7 @@ from typing import Literal
 import numpy as np
 
 from promed.data.sources import DataConfig
+from promed.doctor.actions import ANSWER_FORMATS
 from promed.eval.records import transcript_messages
 from promed.io import (
     OVERWRITE_HELP,
@@ -69,8 +71,8 @@ class MctsRunConfig:
     model: str | None = field(default=None, metadata={"help": "Model spec for policy samples, the question writer on "
                                                               "real data, the LLM patient and (without --scorer) the "
                                                               "scorer."})
-    scorer: str | None = field(default=None, metadata={"help": "'bayes' or a model spec; default: bayes on "
-                                                               "SynthClinic, else --model."})
+    scorer: str | None = field(default=None, metadata={"help": "'bayes', a model spec or doctor:<spec>; default: "
+                                                               "bayes on SynthClinic, else --model."})
     server: ServerConfig = field(default_factory=ServerConfig,
                                  metadata={"help": "Model servers (openai: specs): timeout, retries, concurrency."})
     patient: PatientConfig = field(default_factory=PatientConfig, metadata={"help": "Patient simulator."})
@@ -84,6 +86,10 @@ class MctsRunConfig:
                                                                          "estimators (None: 10 per fact)."})
     top_k: int = field(default=1, metadata={"help": "Trajectories exported per case, best first (more: better "
                                                     "questions, longer SFT)."})
+    answer_format: str = field(default="letter", metadata={"help": "Answer turn of the exported trajectories: letter "
+                                                                   "('ANSWER: C'), name ('ANSWER: <option text>', "
+                                                                   "what the pretrained SynthClinic doctor writes) "
+                                                                   "or text ('ANSWER: <text> (C)')."})
     if_none_correct: NoneCorrect = field(default="skip", metadata={"help": "skip: export correct trajectories "
                                                                            "only; best: export the best anyway."})
     off_target: int = field(default=1, metadata={"help": "facts source: questions per node about undocumented "
@@ -99,6 +105,8 @@ class MctsRunConfig:
     def __post_init__(self) -> None:
         if self.candidates not in SOURCES:
             raise ValueError(f"--candidates must be one of {', '.join(SOURCES)}, got {self.candidates!r}")
+        if self.answer_format not in ANSWER_FORMATS:
+            raise ValueError(f"--answer-format must be one of {', '.join(ANSWER_FORMATS)}, got {self.answer_format!r}")
         if self.if_none_correct not in ("skip", "best"):
             raise ValueError(f"if_none_correct must be skip or best, got {self.if_none_correct!r}")
         for opt, value, low in (("--top-k", self.top_k, 1), ("--seed", self.seed, 0),
@@ -123,20 +131,21 @@ def case_seed(seed: int, case: Case) -> list[int]:
     return [seed, int(case.content_hash()[:12], 16)]
 
 
-def trajectory_record(case: Case, traj: Trajectory, max_questions: int, rank: int) -> dict:
+def trajectory_record(case: Case, traj: Trajectory, max_questions: int, rank: int,
+                      answer_format: str = "letter") -> dict:
     """The exported chat-format line of one trajectory (see the module docstring)."""
     return {
-        "id": case.id, "messages": transcript_messages(case, traj.transcript(), max_questions),
+        "id": case.id, "messages": transcript_messages(case, traj.transcript(), max_questions, answer_format),
         "sig": [round(s, 6) for s in traj.sig], "reward": round(traj.ret, 6), "correct": traj.correct,
         "n_questions": traj.n_questions, "rank": rank, "answer": traj.answer, "gold": case.answer,
     }
 
 
 def export_trajectories(case: Case, result: MctsResult, top_k: int, if_none_correct: NoneCorrect,
-                        max_questions: int) -> list[dict]:
+                        max_questions: int, answer_format: str = "letter") -> list[dict]:
     """Records for the trajectories chosen by the selection rule (best first; may be empty)."""
     chosen = [t for t in result.top if t.correct or if_none_correct == "best"][:top_k]
-    return [trajectory_record(case, t, max_questions, k) for k, t in enumerate(chosen)]
+    return [trajectory_record(case, t, max_questions, k, answer_format) for k, t in enumerate(chosen)]
 
 
 def _stats_record(case: Case, res: MctsResult, n_exported: int, shapley_s: float, prefetched: int) -> dict:
@@ -218,7 +227,8 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=
                 world = ConsultationWorld(case, patient, scorer, mcfg.max_questions, memo)
                 res = mcts_search(world, source, Rewarder(case, weights, cfg.reward.lam, mcfg), mcfg,
                                   np.random.default_rng(case_seed(cfg.seed, case)), top_k=max(cfg.top_k, 1))
-                records = export_trajectories(case, res, cfg.top_k, cfg.if_none_correct, mcfg.max_questions)
+                records = export_trajectories(case, res, cfg.top_k, cfg.if_none_correct, mcfg.max_questions,
+                                              cfg.answer_format)
                 for rec in records:
                     traj_sink.write(rec)
                 n_pre = sum(1 for c, _ in pre if c.id == case.id)

@@ -8,20 +8,44 @@ untrained model), ``checkpoints/``, ``loss.png``, ``train_log.json``, ``summary.
 Like every runner, the directory is bound to its settings (:func:`promed.io.prepare_run`): re-running with the same
 settings resumes from the latest checkpoint, other settings are refused unless ``--overwrite``. The run-control
 fields ``stop_after_steps`` (a time box) and ``resume`` do not bind it (``promed.io.NON_BINDING``), so a time-boxed
-run is continued by the same command without ``--stop-after-steps``.
+run is continued by the same command without ``--stop-after-steps``. A completed run is not repeated: re-running
+the same command returns its summary without generating the data again (what ``promed stage1`` relies on).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 from promed.io import atomic_write_json, check_out_dir, data_fingerprint, prepare_run, start_run
-from promed.train.pretrain import PretrainConfig, PretrainResult, run_pretrain
+from promed.train.pretrain import PretrainConfig, run_pretrain
 
 
-def run_pretrain_command(cfg: PretrainConfig, progress: bool = True) -> tuple[PretrainResult, dict]:
-    """Check ``--out``, write the manifest, train (resuming), write ``summary.json``; return (result, summary)."""
+def checkpoint_answer_format(ckpt: Path) -> str:
+    """The answer format a ``promed pretrain`` checkpoint was trained to write (its manifest; else the default)."""
+    from promed.train.pretrain import DEFAULT_ANSWER_FORMAT
+
+    for p in (ckpt / "manifest.json", ckpt.parent.parent / "manifest.json"):  # the run, or one of its checkpoints
+        if p.is_file():
+            fmt = (json.loads(p.read_text(encoding="utf-8")).get("config") or {}).get("answer_format")
+            if fmt:
+                return str(fmt)
+    return DEFAULT_ANSWER_FORMAT
+
+
+def _completed_summary(out: Path) -> dict | None:
+    """The summary of a run in ``out`` that already finished (its final model written), else None."""
+    path = out / "summary.json"
+    if not (path.is_file() and (out / "config.json").is_file()):
+        return None
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    return summary if summary.get("completed") else None
+
+
+def run_pretrain_command(cfg: PretrainConfig, progress: bool = True) -> dict:
+    """Check ``--out``, write the manifest, train (resuming), write ``summary.json``; return the summary. A run
+    that already completed with these settings is not repeated (its summary comes back with ``skipped`` true)."""
     from promed.data.synthclinic import generate_cases
 
     out = Path(cfg.out)
@@ -29,6 +53,9 @@ def run_pretrain_command(cfg: PretrainConfig, progress: bool = True) -> tuple[Pr
     first = generate_cases("train", 1, seed=cfg.data_seed)  # the stream is prefix-stable: its first case names it
     run_manifest = prepare_run(out, cfg, "pretrain", data_fingerprint(first, "synthclinic"), cfg.overwrite)
     start_run(out, run_manifest, cfg.overwrite)
+    done = _completed_summary(out)
+    if done is not None:
+        return {**done, "skipped": True}
     res = run_pretrain(replace(cfg, progress_bar=progress and cfg.progress_bar, resume=True), out)
     sft = res.sft
     summary = {
@@ -38,4 +65,4 @@ def run_pretrain_command(cfg: PretrainConfig, progress: bool = True) -> tuple[Pr
         "wall_seconds_this_run": sft.wall_s, "resumed_from": str(sft.resumed_from) if sft.resumed_from else None,
     }
     atomic_write_json(out / "summary.json", summary)
-    return res, summary
+    return {**summary, "skipped": False}

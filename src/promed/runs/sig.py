@@ -29,8 +29,10 @@ class SigRunConfig:
     """``promed sig`` settings."""
 
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Cases."})
-    scorer: str = field(default="bayes", metadata={"help": "'bayes' (SynthClinic exact posterior) or a model spec "
-                                                           "(the value function's scorer)."})
+    scorer: str = field(default="bayes", metadata={"help": "'bayes' (SynthClinic exact posterior), a model spec "
+                                                           "(scores the option letters) or doctor:<model spec> (a "
+                                                           "doctor scoring its own answer turns, e.g. "
+                                                           "doctor:hf:runs/pretrain)."})
     server: ServerConfig = field(default_factory=ServerConfig,
                                  metadata={"help": "Model servers (openai: specs): timeout, retries, concurrency."})
     log: bool = field(default=False, metadata={"help": "v(S) = log-probability of the gold option (default: "

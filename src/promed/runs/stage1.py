@@ -1,11 +1,15 @@
-"""Whole stages in one command: ``promed stage1`` runs search -> SFT -> evaluation.
+"""Whole stages in one command: ``promed stage1`` runs pretraining -> search -> SFT -> evaluation.
 
-Stage 1 (paper section 3): SIG-guided MCTS over training consultations writes the best trajectories; a doctor is
-fine-tuned on them (loss on doctor turns only); the fine-tuned doctor is evaluated next to the baselines on the
-test split twice: answering on its own (``llm:``) and asking while the scorer answers (``ask:``), which is how the
-baselines answer. Each step writes into its own folder under ``out`` and resumes, so an interrupted stage re-runs only
-what is missing. ``stage1.json`` records the resolved config, the wall time of each step and the peak memory of the
-process; ``manifest.json`` the config and library versions.
+Stage 0 (SynthClinic only, :mod:`promed.train.pretrain`): the small doctor learns medicine from generated train-split
+vignettes and becomes a knowledgeable, reactive doctor (``out/pretrain``; skipped once its checkpoint is complete,
+or replaced by ``--pretrained CKPT``, or left out with ``--from-scratch``). Stage 1 (paper section 3): SIG-guided
+MCTS over training consultations writes the best trajectories, their answer turns in the pretrained doctor's answer
+format (``ANSWER: <option text>``); the pretrained doctor is fine-tuned on them (loss on doctor turns only) and
+evaluated next to the baselines on the test split twice: answering on its own (``llm:``, the headline) and asking
+while the scorer answers (``ask:``, a diagnostic), which is how the baselines answer. Each step writes into its own
+folder under ``out`` and resumes, so an interrupted stage re-runs only what is missing. ``stage1.json`` records the
+resolved config, the wall time of each step and the peak memory of the process; ``manifest.json`` the config and
+library versions.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from promed.io import atomic_write_json, manifest
 from promed.runs.mcts import MctsRunConfig
 from promed.search.mcts import MctsConfig
 from promed.sig.reward import SigConfig
+from promed.train.pretrain import PretrainConfig
 from promed.train.sft import SFTRunConfig
 
 PRESETS = ("synthclinic",)
@@ -59,6 +64,15 @@ class Stage1Config:
         metadata={"help": "SFT of the doctor (the preset: synthclinic-small, 5 epochs, batch 16, lr 3e-3, 2 "
                           "threads); its seed and progress bar are the stage's."},
     )
+    pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(num_threads=2),
+                                     metadata={"help": "Stage 0: pretraining of the small doctor (its out is "
+                                                       "OUT/pretrain; its own seed)."})
+    pretrained: Path | None = field(default=None, metadata={"help": "Start SFT from this pretrained doctor "
+                                                                    "checkpoint (a promed pretrain OUT) instead of "
+                                                                    "pretraining one in OUT/pretrain."})
+    from_scratch: bool = field(default=False, metadata={"help": "No pretraining: SFT a freshly initialised "
+                                                                "synthclinic-small on the trajectories (answers as "
+                                                                "letters; the Stage 1 of before Stage 0)."})
     no_repeat: int = field(default=8, metadata={"help": "Evaluation: replace a repeated question by the best new "
                                                         "one among the model's N best beams (0 = off)."})
     baselines: tuple[str, ...] = field(default=("reactive", "random-5", "greedy-eig", "full-info"),
@@ -73,14 +87,41 @@ class Stage1Config:
         for name, value in (("train-cases", self.train_cases), ("test-cases", self.test_cases), ("top-k", self.top_k)):
             if value < 1:
                 raise ValueError(f"--{name} must be >= 1, got {value}")
+        if self.from_scratch and self.pretrained is not None:
+            raise ValueError("--from-scratch and --pretrained exclude each other")
+
+    @property
+    def uses_pretraining(self) -> bool:
+        return not self.from_scratch
+
+    def pretrain_config(self, progress: bool = True) -> PretrainConfig:
+        return dataclasses.replace(self.pretrain, out=self.out / "pretrain", progress_bar=progress)
+
+    def pretrained_dir(self) -> Path | None:
+        """The checkpoint SFT starts from (None: a fresh synthclinic-small)."""
+        if self.from_scratch:
+            return None
+        return Path(self.pretrained) if self.pretrained is not None else self.out / "pretrain"
+
+    def answer_format(self) -> str:
+        """The answer turn of the exported trajectories: the pretrained doctor's (a fresh doctor: letters)."""
+        if self.from_scratch:
+            return "letter"
+        if self.pretrained is not None:
+            from promed.runs.pretrain import checkpoint_answer_format
+
+            return checkpoint_answer_format(Path(self.pretrained))
+        return self.pretrain.answer_format
 
     def mcts_config(self, out: Path | None = None) -> MctsRunConfig:
         return MctsRunConfig(data=DataConfig(split="train", limit=self.train_cases), search=self.search,
                              reward=self.reward, sig_enabled=self.sig_enabled, top_k=self.top_k, seed=self.seed,
-                             out=out or self.out / "mcts")
+                             answer_format=self.answer_format(), out=out or self.out / "mcts")
 
     def sft_config(self, progress: bool = True) -> SFTRunConfig:
-        return dataclasses.replace(self.sft, seed=self.seed, progress_bar=progress)
+        start = self.pretrained_dir()
+        model = self.sft.model if start is None else f"hf:{start}"
+        return dataclasses.replace(self.sft, model=model, seed=self.seed, progress_bar=progress)
 
     def eval_config(self, doctors: tuple[str, ...], out: Path | None = None) -> EvalConfig:
         return EvalConfig(data=DataConfig(split="test", limit=self.test_cases), doctors=doctors,
@@ -105,6 +146,15 @@ def run_stage1(cfg: Stage1Config, progress: bool = True) -> dict:
     resolved = manifest(cfg, "stage1")
     atomic_write_json(out / "manifest.json", resolved)
     times: dict[str, float] = {}
+    pretrain: dict | None = None
+    if cfg.uses_pretraining and cfg.pretrained is None:
+        from promed.runs.pretrain import run_pretrain_command
+
+        t0 = time.perf_counter()
+        pretrain = run_pretrain_command(cfg.pretrain_config(progress), progress=progress)
+        times["pretrain_s"] = time.perf_counter() - t0
+        if not pretrain["completed"]:
+            raise RuntimeError(f"pretraining stopped before its last step ({out / 'pretrain'}); re-run to resume")
     t0 = time.perf_counter()
     mcts = run_mcts(cfg.mcts_config(), progress=progress)
     times["mcts_s"] = time.perf_counter() - t0
@@ -121,6 +171,7 @@ def run_stage1(cfg: Stage1Config, progress: bool = True) -> dict:
 
     summary = {
         "config": resolved["config"],
+        "pretrain": pretrain,
         "mcts": mcts,
         "sft": {"steps": sft.steps, "final_loss": sft.losses[-1] if sft.losses else None,
                 "examples": sft.n_examples, "wall_s": sft.wall_s},

@@ -232,5 +232,7 @@ def tokenize_with_mask(
 
 
 def example_texts(examples: Sequence[ChatExample]) -> list[str]:
-    """All message contents of ``examples`` (the corpus the ``synthclinic-small`` tokenizer is built from)."""
-    return [m["content"] for ex in examples for m in ex.messages]
+    """The message contents of ``examples`` that the ``synthclinic-small`` chat template renders (the corpus its
+    tokenizer is built from): system messages are left out, as the template leaves them out, so the vocabulary
+    depends only on what the model reads and writes, not on the wording of an instruction it never sees."""
+    return [m["content"] for ex in examples for m in ex.messages if m["role"] != "system"]

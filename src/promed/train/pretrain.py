@@ -39,14 +39,23 @@ Answer format (``answer_format``; measured, BENCHMARKS.md "Pretraining"): ``name
     the name), against 75% of the ``name`` doctor's (100% after 1,500 steps); on the toy rule of the tests the same
     (``(D)`` after every name). ``name`` has no letter to get wrong; a disease name outside the options is an invalid turn, as any other.
 
-Labels: hard (the generator's gold option), not the exact posterior as a soft target. In SynthClinic the gold
-    diagnosis *is* a draw from the exact posterior given what the doctor sees (the generator samples the disease
-    first, and both the documentation of findings and our choice of subset are independent of it), so the expected
-    cross-entropy against the hard label equals the cross-entropy against the posterior up to a constant: both
-    have the exact posterior as their minimiser (a proper scoring rule), and calibration follows. A soft target
-    would only lower the variance of the gradient, at the price of a per-option loss that SFT's token labels
-    cannot express (one sequence per option, weighted: 4x the compute). With unlimited fresh cases, variance is
-    cheaper to lower with more cases. (Not measured against soft targets: the time went to the answer format.)
+Labels (``labels``; measured, BENCHMARKS.md "Pretraining"): ``hard``, the default, is the generator's gold option;
+    ``soft`` distils the exact posterior of what the prompt shows (:mod:`promed.train.distill`: the cross-entropy
+    against it at the answer's option token). In SynthClinic the gold diagnosis *is* a draw from that posterior
+    (the generator samples the disease first, and the documentation of findings and our choice of subset are
+    independent of it), so both have the posterior as minimiser; the hard label only adds noise where the facts
+    leave the answer open. Soft labels need each option's answer turn to differ in exactly one token, i.e. a
+    tokenizer in which every diagnosis is one token (``SmallModelConfig(pretokenize="lines", vocab_size=4096)``).
+    Under that tokenizer soft beat hard (700 steps: 0.357 / 0.430 reactive / all facts against 0.320 / 0.333), but
+    the word-split tokenizer with hard labels learned the knowledge base faster per example than either (0.360 /
+    0.407 at 700 steps; 0.76 with all facts after 48,000 examples against 0.60 after 80,000 with lines + soft), so
+    it stays the default. (Word-split text with each diagnosis added as one token: 0.240 / 0.240 at 700 steps; we
+    read this as the diagnosis sharing words with the facts, e.g. "Hepatitis A IgM", being how the model links them.)
+
+Tokenizer: ``synthclinic-small``'s byte-level BPE on words (2,048 tokens; ~140 tokens per example). With
+    ``pretokenize="lines"`` merges may cross spaces inside a line (~59 tokens per example, a fact or a diagnosis
+    one token; ``--labels soft`` needs it); merging across line breaks too (~35 tokens) learned worst of all (0.278
+    / 0.414 after 88,000 examples). Numbers: BENCHMARKS.md.
 
 Training is Stage 1's SFT machinery (:mod:`promed.train.sft`: the ``synthclinic-small`` builder whose BPE
 tokenizer is trained on the examples' texts, TRL's ``SFTTrainer`` with SFT's trainer settings, checkpoints, exact
@@ -61,6 +70,7 @@ in ``out`` is a normal Hugging Face checkpoint (``hf:<out>``, ``llm:<out>``).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -70,6 +80,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from promed.data.synthclinic import candidate_questions, generate_cases, question_for_fact
+from promed.doctor.actions import ANSWER_FORMATS, answer_turn
 from promed.doctor.policy import view_to_chat
 from promed.env.consultation import DialogueState, dialogue_view, transition
 from promed.patient.guard import REFUSAL, safe_fact_ids
@@ -78,7 +89,6 @@ from promed.train.sft import SMALL_SPEC, SFTResult, SFTRunConfig
 from promed.train.small_model import SmallModelConfig
 from promed.types import Ask, Case
 
-ANSWER_FORMATS = ("name", "text", "letter")
 DEFAULT_ANSWER_FORMAT = "name"
 
 
@@ -86,7 +96,7 @@ DEFAULT_ANSWER_FORMAT = "name"
 class PretrainConfig:
     """``promed pretrain``: Stage 0 on SynthClinic (defaults: the measured CPU setting, BENCHMARKS.md)."""
 
-    cases: int = field(default=24000, metadata={"help": "Train-split SynthClinic cases to generate (never val or "
+    cases: int = field(default=20000, metadata={"help": "Train-split SynthClinic cases to generate (never val or "
                                                         "test)."})
     subsets_per_case: int = field(default=2, metadata={"help": "Fact subsets rendered per case (examples = cases x "
                                                                "this); sizes uniform over 0..all facts (the dialogue "
@@ -107,8 +117,13 @@ class PretrainConfig:
     answer_format: str = field(default=DEFAULT_ANSWER_FORMAT,
                                metadata={"help": "Answer turn: name ('ANSWER: <option text>'), text ('ANSWER: <option "
                                                  "text> (<letter>)') or letter ('ANSWER: <letter>')."})
+    labels: str = field(default="hard", metadata={"help": "Answer-turn targets: hard (the generator's gold) or soft "
+                                                       "(the exact SynthClinic posterior over the options, distilled "
+                                                       "at the option token: promed.train.distill; needs "
+                                                       "small.pretokenize = lines)."})
     small: SmallModelConfig = field(default_factory=SmallModelConfig,
-                                    metadata={"help": "Tokenizer/model size of synthclinic-small."})
+                                    metadata={"help": "Tokenizer/model size of synthclinic-small (pretokenize lines "
+                                                      "and vocab_size 4096 for soft labels)."})
     epochs: float = field(default=1.0, metadata={"help": "Passes over the generated examples."})
     max_steps: int = field(default=-1, metadata={"help": "If > 0, total optimizer steps (overrides epochs)."})
     batch_size: int = field(default=32, metadata={"help": "Examples per optimizer step."})
@@ -138,6 +153,8 @@ class PretrainConfig:
                                                              "settings."})
 
     def __post_init__(self) -> None:
+        if self.labels not in ("soft", "hard"):
+            raise ValueError(f"--labels must be soft or hard, got {self.labels!r}")
         if self.answer_format not in ANSWER_FORMATS:
             raise ValueError(f"--answer-format must be one of {', '.join(ANSWER_FORMATS)}, got {self.answer_format!r}")
         for opt, value, low in (("--cases", self.cases, 1), ("dialogue_max_turns", self.dialogue_max_turns, 0),
@@ -162,14 +179,8 @@ class PretrainConfig:
 
 
 def answer_text(case: Case, letter: str, answer_format: str = DEFAULT_ANSWER_FORMAT) -> str:
-    """The doctor's answer turn for option ``letter`` in ``answer_format`` (all parse with the strict grammar)."""
-    if answer_format == "letter":
-        return f"ANSWER: {letter}"
-    if answer_format == "text":
-        return f"ANSWER: {case.option(letter).text} ({letter})"
-    if answer_format == "name":
-        return f"ANSWER: {case.option(letter).text}"
-    raise ValueError(f"unknown answer format {answer_format!r}; expected one of {ANSWER_FORMATS}")
+    """The doctor's answer turn for option ``letter`` (:func:`promed.doctor.actions.answer_turn`)."""
+    return answer_turn(case.options, letter, answer_format)
 
 
 def dialogue_state(case: Case, fact_ids: Sequence[int], refusals: Sequence[str] = (),
@@ -222,7 +233,27 @@ def sample_subset(ids: Sequence[int], rng: np.random.Generator, max_size: int | 
     return np.asarray(ids, dtype=np.int64)[rng.permutation(len(ids))[:k]]
 
 
-def case_examples(case: Case, cfg: PretrainConfig, rng: np.random.Generator) -> Iterator[ChatExample]:
+@dataclass(frozen=True)
+class PretrainExample:
+    """One rendered example and its answer targets: ``answers`` (each option's answer turn, option order),
+    ``gold`` (index of the generator's gold option) and ``probs`` (the exact posterior given what the prompt shows;
+    None for cases without one, e.g. toy cases in tests)."""
+
+    chat: ChatExample
+    answers: tuple[str, ...]
+    gold: int
+    probs: tuple[float, ...] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.chat.id
+
+    @property
+    def messages(self) -> tuple:
+        return self.chat.messages
+
+
+def case_examples(case: Case, cfg: PretrainConfig, rng: np.random.Generator) -> Iterator[PretrainExample]:
     """``cfg.subsets_per_case`` rendered examples of one case (see the module docstring)."""
     for j in range(cfg.subsets_per_case):
         known = bool(rng.random() < cfg.known_share)
@@ -242,7 +273,24 @@ def case_examples(case: Case, cfg: PretrainConfig, rng: np.random.Generator) -> 
                     refusals = [pool[int(i)] for i in rng.permutation(len(pool))[:n_ref]]
         msgs = render_example(case, [int(i) for i in subset], known=known, budget=budget,
                               answer_format=cfg.answer_format, refusals=refusals, rng=rng)
-        yield ChatExample(id=f"{case.id}/{j}", messages=tuple(msgs))
+        yield PretrainExample(ChatExample(id=f"{case.id}/{j}", messages=tuple(msgs)),
+                              answers=tuple(answer_text(case, o.letter, cfg.answer_format) for o in case.options),
+                              gold=case.gold_index, probs=_posterior(case, subset) if cfg.labels == "soft" else None)
+
+
+def _posterior(case: Case, fact_ids) -> tuple[float, ...]:
+    """The exact SynthClinic posterior over ``case``'s options given its initial statement and ``fact_ids``."""
+    if not case.initial_findings:
+        raise ValueError(f"case {case.id!r} is not a SynthClinic case: soft labels need its exact posterior "
+                         "(use --labels hard)")
+    return tuple(float(p) for p in _bayes().probs([case.query([int(i) for i in fact_ids])])[0])
+
+
+@functools.lru_cache(maxsize=1)
+def _bayes():
+    from promed.data.synthclinic import BayesScorer
+
+    return BayesScorer()
 
 
 def pretraining_cases(cfg: PretrainConfig) -> list[Case]:
@@ -250,10 +298,10 @@ def pretraining_cases(cfg: PretrainConfig) -> list[Case]:
     return generate_cases("train", cfg.cases, seed=cfg.data_seed)
 
 
-def pretraining_examples(cfg: PretrainConfig, cases: Sequence[Case] | None = None) -> list[ChatExample]:
+def pretraining_examples(cfg: PretrainConfig, cases: Sequence[Case] | None = None) -> list[PretrainExample]:
     """Every rendered example of ``cfg`` (deterministic in the config: one RNG per case from (seed, case index))."""
     cases = pretraining_cases(cfg) if cases is None else cases
-    out: list[ChatExample] = []
+    out: list[PretrainExample] = []
     for k, case in enumerate(cases):
         rng = np.random.default_rng([cfg.seed, cfg.data_seed, k])
         out.extend(case_examples(case, cfg, rng))
@@ -288,23 +336,35 @@ def answer_only_labels(messages: Sequence[dict], tokenizer, max_len: int | None 
     return tokenize_with_mask(messages, tokenizer, max_len=max_len, last_only=True)
 
 
-def build_dataset(examples: Sequence[ChatExample], tokenizer, max_len: int):
-    """Pre-tokenized ``datasets.Dataset`` (input_ids, labels on the answer turn); examples cut by ``max_len`` (their
+def build_dataset(examples: Sequence[PretrainExample], tokenizer, max_len: int, soft: bool = False):
+    """Pre-tokenized ``datasets.Dataset`` (input_ids, labels on the answer turn; with ``soft`` the soft-target
+    columns of :mod:`promed.train.distill`, the option token's label turned off); examples cut by ``max_len`` (their
     answer is at the end) are dropped. Returns (dataset, n_dropped)."""
     from datasets import Dataset
 
-    ids_col, lab_col, dropped = [], [], 0
+    from promed.train.distill import soft_target
+
+    cols: dict[str, list] = {"input_ids": [], "labels": [], "soft_pos": [], "soft_ids": [], "soft_probs": []}
+    dropped = 0
     for ex in examples:
         ids, labels = answer_only_labels(ex.messages, tokenizer)
         if len(ids) > max_len:
             dropped += 1
             continue
-        ids_col.append(ids)
-        lab_col.append(labels)
-    if not ids_col:
+        if soft:
+            if ex.probs is None:
+                raise ValueError(f"example {ex.id!r} has no posterior: soft labels need SynthClinic cases")
+            t = soft_target(ids, labels, ex.answers, ex.gold, ex.probs, tokenizer)
+            cols["soft_pos"].append(t.pos)
+            cols["soft_ids"].append(list(t.ids))
+            cols["soft_probs"].append(list(t.probs))
+        cols["input_ids"].append(ids)
+        cols["labels"].append(labels)
+    if not cols["input_ids"]:
         raise ValueError(f"no pretraining example fits in max_len={max_len} tokens")
-    return Dataset.from_dict({"input_ids": ids_col, "labels": lab_col,
-                              "length": [len(x) for x in ids_col]}), dropped
+    if not soft:
+        cols = {k: cols[k] for k in ("input_ids", "labels")}
+    return Dataset.from_dict({**cols, "length": [len(x) for x in cols["input_ids"]]}), dropped
 
 
 @dataclass(frozen=True)
@@ -358,14 +418,24 @@ def _run(cfg: PretrainConfig, out: Path, cases: Sequence[Case] | None) -> Pretra
         shutil.rmtree(ckpt_dir)
 
     examples = pretraining_examples(cfg, cases)
-    model, tokenizer = load_base(scfg, out, examples[:TOKENIZER_EXAMPLES])  # reuses out/base on resume
-    train_ds, n_drop = build_dataset(examples, tokenizer, cfg.max_len)
+    model, tokenizer = load_base(scfg, out, [e.chat for e in examples[:TOKENIZER_EXAMPLES]])  # reused on resume
+    soft = cfg.labels == "soft"
+    train_ds, n_drop = build_dataset(examples, tokenizer, cfg.max_len, soft=soft)
     data_s = time.perf_counter() - t0
     args = make_trainer_args(scfg, ckpt_dir, has_eval=False)
     if cfg.group_by_length:
         args.train_sampling_strategy = "group_by_length"  # lengths from the dataset's "length" column
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds,
-                         processing_class=tokenizer, callbacks=_callbacks(scfg))
+    kw: dict = {}
+    trainer_cls = SFTTrainer
+    if soft:
+        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+        from promed.train.distill import SoftTargetCollator, soft_target_trainer_class
+
+        trainer_cls = soft_target_trainer_class()
+        kw["data_collator"] = SoftTargetCollator(DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id))
+    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
+                          callbacks=_callbacks(scfg), **kw)
     if trainer.train_dataset[0]["labels"] != train_ds[0]["labels"]:  # our masks must reach the loss untouched
         raise RuntimeError("this TRL version rebuilt the labels of the pre-tokenized dataset; use trl>=1.0")
     trainer.train(resume_from_checkpoint=resume_from)

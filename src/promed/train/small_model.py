@@ -23,7 +23,13 @@ assistant content plus its ``<|end|>`` in ``{% generation %}`` markers, so both 
 end-of-turn token in the loss (the model learns to stop).
 
 Byte-level BPE (not word-level) so that any text, including words never seen while building the vocabulary, can be
-encoded without an unknown token.
+encoded without an unknown token. By default the text is first split into words (GPT-2's rule); with
+``pretokenize="lines"`` merges may cross spaces inside a line's content while line breaks and line labels (``A. ``,
+``- ``, ``ANSWER: ``) stay apart, so a SynthClinic fact or a diagnosis becomes one token, and a diagnosis is the
+same token in the option list and in the answer turn (the model can point at an option). SynthClinic's texts come
+from a finite set of templates, so this costs nothing there and shortens each consultation about threefold; soft
+labels in pretraining need it (one token per diagnosis), though words learned the knowledge base faster per example
+(``promed.train.pretrain``, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -67,6 +73,14 @@ class SmallModelConfig:
                   "corpus has too few merges)."},
     )
     min_frequency: int = field(default=2, metadata={"help": "Minimum pair count for a BPE merge."})
+    pretokenize: str = field(
+        default="words",
+        metadata={"help": "How text is split before BPE merges: words (GPT-2's rule: merges stay inside a word) or "
+                  "lines (merges may cross spaces inside a line's content; line breaks and a line's label such as "
+                  "'A. ', '- ', 'ANSWER: ' stay apart): a fact or a diagnosis becomes one token, the same in the "
+                  "option list and in the answer. SynthClinic consultations are ~3x shorter (BENCHMARKS.md, "
+                  "Pretraining)."},
+    )
     hidden_size: int = field(default=128, metadata={"help": "Model width."})
     num_layers: int = field(default=4, metadata={"help": "Number of decoder layers."})
     num_heads: int = field(default=4, metadata={"help": "Attention heads (hidden_size must be divisible by it)."})
@@ -79,6 +93,23 @@ class SmallModelConfig:
     seed: int = field(default=0, metadata={"help": "Seed for the weight initialisation."})
 
 
+LINE_LABEL = r"\n|^[A-Z]\. |^- |^[A-Za-z][A-Za-z ]{0,20}: "
+"""``pretokenize="lines"``: the pieces kept apart from a line's content (line breaks; an option's letter, a list
+bullet, a label such as ``ANSWER: `` or ``Patient: ``; ``^`` matches at every line start)."""
+
+
+def pre_tokenizer(kind: str):
+    """The pre-tokenizer for ``SmallModelConfig.pretokenize`` (``words`` or ``lines``)."""
+    from tokenizers import Regex, pre_tokenizers
+
+    if kind == "words":
+        return pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if kind == "lines":
+        return pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(LINE_LABEL), behavior="isolated"),
+                                        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    raise ValueError(f"pretokenize must be words or lines, got {kind!r}")
+
+
 def build_tokenizer(texts: Iterable[str], cfg: SmallModelConfig):
     """Train a byte-level BPE tokenizer on ``texts`` and wrap it as a ``PreTrainedTokenizerFast`` with our chat
     template. Deterministic for a given corpus and config."""
@@ -86,7 +117,7 @@ def build_tokenizer(texts: Iterable[str], cfg: SmallModelConfig):
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizer(cfg.pretokenize)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=cfg.vocab_size,

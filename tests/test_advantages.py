@@ -1,0 +1,58 @@
+"""Stage 2 credit assignment (promed.train.advantages) against hand-computed examples."""
+
+import numpy as np
+import pytest
+
+from promed.train.advantages import (
+    RewardWeights, group_token_advantages, outcome_advantages, spread_over_tokens, turn_rewards,
+)
+
+
+def test_turn_rewards_by_hand():
+    w = RewardWeights()  # alpha 2, beta 1, gamma 3, f 1
+    # two questions (SIG 0.5 and 0), one unreadable turn, the answer; the answer is right
+    r = turn_rewards(["ask", "ask", "invalid", "answer"], [0.5, 0.0, 0.0, 0.0], correct=True, w=w)
+    assert r.tolist() == [2 * 0.5 + 1 * 0.5 + 1, 1.0, 0.0, 3 + 1]
+    # the same, answered wrongly: the SIG x correct term and the correctness term vanish
+    r = turn_rewards(["ask", "ask", "invalid", "answer"], [0.5, 0.0, 0.0, 0.0], correct=False, w=w)
+    assert r.tolist() == [2 * 0.5 + 1, 1.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match="SIG values"):
+        turn_rewards(["ask"], [], True)
+    with pytest.raises(ValueError, match="unknown turn kind"):
+        turn_rewards(["shout"], [0.0], True)
+
+
+def test_sig_lands_on_its_question_tokens_only():
+    # tokens: env env q0 q0 env env q1 env a a   (turn indices; -1 = environment, e.g. the patient)
+    turn_index = np.array([-1, -1, 0, 0, -1, -1, 1, -1, 2, 2])
+    r = spread_over_tokens(turn_index, np.array([2.5, 1.0, 4.0]))
+    assert r.tolist() == [0, 0, 2.5, 2.5, 0, 0, 1.0, 0, 4.0, 4.0]
+    with pytest.raises(ValueError, match="turn rewards"):
+        spread_over_tokens(np.array([0, 3]), np.array([1.0]))
+
+
+def test_group_token_advantages_by_hand():
+    # group 0: episode A has doctor tokens with rewards 2, 2, 4 ; episode B has 1, 3 -> group mean 12 / 5 = 2.4
+    a_r, a_m = np.array([0.0, 2, 2, 0, 4]), np.array([0, 1, 1, 0, 1])
+    b_r, b_m = np.array([1.0, 0, 3]), np.array([1, 0, 1])
+    # group 1: one episode, rewards 5, 5 -> advantages 0
+    c_r, c_m = np.array([5.0, 5.0]), np.array([1, 1])
+    adv = group_token_advantages([a_r, b_r, c_r], [a_m, b_m, c_m], [0, 0, 1])
+    assert adv[0] == pytest.approx([0, -0.4, -0.4, 0, 1.6])
+    assert adv[1] == pytest.approx([-1.4, 0, 0.6])
+    assert adv[2] == pytest.approx([0, 0])
+    # environment tokens get exactly zero, whatever their (spurious) reward
+    adv = group_token_advantages([np.array([9.0, 1.0])], [np.array([0, 1])], [0])
+    assert adv[0].tolist() == [0.0, 0.0]
+
+
+def test_outcome_advantages_by_hand():
+    r = [1.0, 0.0, 1.0, 1.0, 2.0, 2.0]
+    g = [0, 0, 0, 0, 1, 1]
+    adv = outcome_advantages(r, g, scale=False)
+    assert adv == pytest.approx([0.25, -0.75, 0.25, 0.25, 0.0, 0.0])
+    std = np.std([1, 0, 1, 1])
+    assert outcome_advantages(r, g) == pytest.approx(np.array([0.25, -0.75, 0.25, 0.25, 0, 0]) /
+                                                     np.array([std + 1e-4] * 4 + [1e-4] * 2))
+    # group-relative: adding a constant to a group's rewards changes nothing
+    assert outcome_advantages(np.array(r) + 5, g) == pytest.approx(outcome_advantages(r, g))
