@@ -164,7 +164,7 @@ def stage1_spec() -> CommandSpec:
     from promed.runs.stage1 import Stage1Config
 
     items = (Opt("preset"), Opt("train_cases"), Opt("test_cases"), Opt("pretrained"), Opt("from_scratch"),
-             Opt("pretrain.cases"), Opt("search.iterations"), Opt("search.gamma"), Opt("top_k"), Opt("sft.epochs"),
+             Opt("pretrain.cases", ("--pretrain-cases",)), Opt("search.iterations"), Opt("search.gamma"), Opt("top_k"), Opt("sft.epochs"),
              Opt("sft.learning_rate"), Opt("search.max_questions"), Opt("no_repeat"), Opt("seed"), Opt("out"),
              PROGRESS)
     return CommandSpec("stage1", "Stage 1 end to end: pretraining (Stage 0) -> MCTS trajectories -> SFT -> evaluation "
