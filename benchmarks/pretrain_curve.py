@@ -57,7 +57,9 @@ def evaluate(ckpt: str | Path, n: int = 500, seed: int = 0, answer_format: str |
 
     ckpt = Path(ckpt)
     if answer_format is None:
-        answer_format = _answer_format(ckpt)
+        from promed.runs.pretrain import checkpoint_answer_format
+
+        answer_format = checkpoint_answer_format(ckpt)
     cases = generate_cases("test", n, seed=seed)
     llm = load_llm(f"hf:{ckpt}")
     doctor = LLMDoctor(llm, f"llm:{ckpt}")
@@ -80,19 +82,6 @@ def evaluate(ckpt: str | Path, n: int = 500, seed: int = 0, answer_format: str |
         out[f"{name}_mae"] = float(np.mean(np.abs(p - q)))
     out["eval_s"] = round(time.perf_counter() - t0, 1)
     return out
-
-
-def _answer_format(ckpt: Path) -> str:
-    for p in (ckpt / "manifest.json", ckpt.parent.parent / "manifest.json", ckpt / "train_log.json",
-              ckpt.parent.parent / "train_log.json"):
-        if p.is_file():
-            rec = json.loads(p.read_text())
-            fmt = (rec.get("config") or {}).get("answer_format")
-            if fmt:
-                return fmt
-    from promed.train.pretrain import DEFAULT_ANSWER_FORMAT
-
-    return DEFAULT_ANSWER_FORMAT
 
 
 def _row(r: dict) -> str:

@@ -91,13 +91,12 @@ def make_scorer(spec: str, server: ServerConfig | None = None):
         from promed.data.synthclinic import BayesScorer
 
         return BayesScorer()
+    from promed.doctor.scorer import SPEC_PREFIX, DoctorScorer
     from promed.llm import load_llm
     from promed.llm.scorer import LLMScorer
 
-    if spec.startswith("doctor:"):
-        from promed.doctor.scorer import DoctorScorer
-
-        inner = spec[len("doctor:"):]
+    if spec.startswith(SPEC_PREFIX):
+        inner = spec[len(SPEC_PREFIX):]
         return DoctorScorer(load_llm(inner, **(server or ServerConfig()).llm_options(inner)))
 
     return LLMScorer(load_llm(spec, **(server or ServerConfig()).llm_options(spec)))

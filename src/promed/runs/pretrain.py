@@ -19,14 +19,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from promed.io import atomic_write_json, check_out_dir, data_fingerprint, prepare_run, start_run
-from promed.train.pretrain import PretrainConfig, run_pretrain
+from promed.train.pretrain import DEFAULT_ANSWER_FORMAT, PretrainConfig, run_pretrain
 
 
 def checkpoint_answer_format(ckpt: Path) -> str:
-    """The answer format a ``promed pretrain`` checkpoint was trained to write (its manifest; else the default)."""
-    from promed.train.pretrain import DEFAULT_ANSWER_FORMAT
-
-    for p in (ckpt / "manifest.json", ckpt.parent.parent / "manifest.json"):  # the run, or one of its checkpoints
+    """The answer format a ``promed pretrain`` checkpoint was trained to write (the config in its manifest or
+    training log; else the default)."""
+    runs = (ckpt, ckpt.parent.parent)  # the run, or one of its checkpoints
+    for p in (d / name for d in runs for name in ("manifest.json", "train_log.json")):
         if p.is_file():
             fmt = (json.loads(p.read_text(encoding="utf-8")).get("config") or {}).get("answer_format")
             if fmt:

@@ -90,10 +90,6 @@ class Stage1Config:
         if self.from_scratch and self.pretrained is not None:
             raise ValueError("--from-scratch and --pretrained exclude each other")
 
-    @property
-    def uses_pretraining(self) -> bool:
-        return not self.from_scratch
-
     def pretrain_config(self, progress: bool = True) -> PretrainConfig:
         return dataclasses.replace(self.pretrain, out=self.out / "pretrain", progress_bar=progress)
 
@@ -147,7 +143,7 @@ def run_stage1(cfg: Stage1Config, progress: bool = True) -> dict:
     atomic_write_json(out / "manifest.json", resolved)
     times: dict[str, float] = {}
     pretrain: dict | None = None
-    if cfg.uses_pretraining and cfg.pretrained is None:
+    if not cfg.from_scratch and cfg.pretrained is None:
         from promed.runs.pretrain import run_pretrain_command
 
         t0 = time.perf_counter()

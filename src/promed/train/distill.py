@@ -20,6 +20,7 @@ soft cross-entropy at the answer's option token to the hard cross-entropy of the
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -90,12 +91,10 @@ class SoftTargetCollator:
         return batch
 
 
+@functools.cache
 def soft_target_trainer_class():
     """:class:`trl.SFTTrainer` with the soft-target loss (built on first use, so that importing this module does not
     import TRL)."""
-    global _TRAINER
-    if _TRAINER is not None:
-        return _TRAINER
     import torch
     import torch.nn.functional as F
     from trl import SFTTrainer
@@ -124,8 +123,4 @@ def soft_target_trainer_class():
             loss = (hard + soft) / n
             return (loss, out) if return_outputs else loss
 
-    _TRAINER = SoftTargetSFTTrainer
-    return _TRAINER
-
-
-_TRAINER = None
+    return SoftTargetSFTTrainer
