@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from promed.train.advantages import (
-    RewardWeights, group_token_advantages, outcome_advantages, spread_over_tokens, turn_rewards,
+    EpisodeCredit, RewardWeights, credit_advantages, episode_reward, group_token_advantages, outcome_advantages,
+    spread_over_tokens, turn_group_advantages, turn_rewards,
 )
 
 
@@ -56,3 +57,41 @@ def test_outcome_advantages_by_hand():
                                                      np.array([std + 1e-4] * 4 + [1e-4] * 2))
     # group-relative: adding a constant to a group's rewards changes nothing
     assert outcome_advantages(np.array(r) + 5, g) == pytest.approx(outcome_advantages(r, g))
+
+
+def _ep(turn_index, kinds, sig, correct, format_ok=True):
+    return EpisodeCredit(np.array(turn_index), tuple(kinds), tuple(sig), correct, format_ok)
+
+
+def test_credit_of_each_arm_by_hand():
+    # episode A: question (SIG 0.5) on tokens 0-1, patient token 2, answer (right) on token 3
+    # episode B: answers at once (wrong) on tokens 0-1
+    a = _ep([0, 0, -1, 1], ["ask", "answer"], [0.5, 0.0], True)
+    b = _ep([0, 0], ["answer"], [0.0], False)
+    w = RewardWeights()
+    assert episode_reward(a, w) == 4.0 and episode_reward(b, w) == 1.0
+    # sig: A's question tokens 2*0.5 + 0.5 + 1 = 2.5, A's answer 4, B's answer 1; mean over 5 doctor tokens = 11 / 5
+    sig_a, sig_b = credit_advantages("sig", [a, b], [0, 0], w)
+    assert sig_a == pytest.approx([0.3, 0.3, 0, 1.8]) and sig_b == pytest.approx([-1.2, -1.2])
+    # outcome: rewards 4 and 1 -> (+-1.5) / (1.5 + 1e-4), the same on every doctor token, 0 on the patient's
+    out_a, out_b = credit_advantages("outcome", [a, b], [0, 0], w)
+    z = 1.5 / (1.5 + 1e-4)
+    assert out_a == pytest.approx([z, z, 0, z]) and out_b == pytest.approx([-z, -z])
+    # sig-mixed: outcome + lambda x the question's SIG normalised over the group's questions (one question: 0)
+    mix_a, _ = credit_advantages("sig-mixed", [a, b], [0, 0], w, mix_lambda=2.0)
+    assert mix_a == pytest.approx(out_a)
+    c = _ep([0, 1, -1, 2], ["ask", "ask", "answer"], [0.1, 0.3, 0.0], True)
+    mix_a, mix_c = credit_advantages("sig-mixed", [a, c], [0, 0], w, mix_lambda=2.0)
+    qs = np.array([0.5, 0.1, 0.3])
+    t = (qs - qs.mean()) / (qs.std() + 1e-4)
+    assert mix_a == pytest.approx([2 * t[0]] * 2 + [0, 0], abs=1e-3)  # both episodes have reward 4: outcome 0
+    assert mix_c == pytest.approx([2 * t[1], 2 * t[2], 0, 0], abs=1e-3)
+    with pytest.raises(ValueError, match="unknown credit"):
+        credit_advantages("bogus", [a], [0])
+
+
+def test_turn_group_advantages_ignore_other_groups_and_non_questions():
+    adv = turn_group_advantages([("ask", "answer"), ("ask",), ("ask", "ask")], [(1.0, 9.0), (3.0,), (5.0, 5.0)],
+                                [0, 0, 1])
+    assert adv[0] == pytest.approx([-1.0, 0.0], abs=1e-3) and adv[1] == pytest.approx([1.0], abs=1e-3)
+    assert adv[2] == pytest.approx([0.0, 0.0])  # equal SIGs: nothing to prefer

@@ -13,7 +13,7 @@ server        :class:`ServerConfig`                        :mod:`promed.runtime`
 sig           ``SigConfig`` (lam, weighting, temperature)  :mod:`promed.sig.reward`
 mcts          ``MctsConfig``                               :mod:`promed.search.mcts`
 sft           ``SFTRunConfig``                             :mod:`promed.train.sft`
-grpo          :class:`GrpoConfig` (a slot)                 here, until Stage 2 fills it
+grpo          ``GRPORunConfig``                            :mod:`promed.train.grpo`
 eval          :class:`EvalConfig`                          here (``promed eval``)
 ============  ===========================================  =============================================
 
@@ -42,7 +42,7 @@ from promed.env.consultation import EnvConfig
 from promed.io import OVERWRITE_HELP
 from promed.runtime import PatientConfig, ServerConfig
 
-__all__ = ["DataConfig", "EnvConfig", "EvalConfig", "GrpoConfig", "PatientConfig", "ServerConfig", "get_path",
+__all__ = ["DataConfig", "EnvConfig", "EvalConfig", "PatientConfig", "ServerConfig", "get_path",
            "load_config", "overlay", "read_toml", "with_path", "with_paths"]
 
 T = TypeVar("T")
@@ -115,11 +115,6 @@ class EvalConfig:
             raise ValueError(f"--temperature must be >= 0, got {self.temperature}")
         if self.estimator != "auto" and self.estimator not in ESTIMATORS:
             raise ValueError(f"--estimator must be auto, {', '.join(ESTIMATORS)}; got {self.estimator!r}")
-
-
-@dataclass(frozen=True)
-class GrpoConfig:
-    """Stage 2 (GRPO with SIG reward distribution): a slot, filled by Stage 2 (``promed/train/grpo.py``)."""
 
 
 # ---- --config FILE.toml ----------------------------------------------------------------------------------------

