@@ -212,13 +212,100 @@ def run_pretrain_cmd(cfg, progress: bool) -> None:
     typer.echo(f"{state} {summary['model_dir']} (loss curve: {cfg.out}/loss.png)")
 
 
+# ---- grpo --------------------------------------------------------------------------------------------------------
+
+
+def grpo_spec() -> CommandSpec:
+    from promed.runs.grpo import GrpoCommandConfig
+
+    items = (Opt("model"), *DATA_OPTS, Opt("reward"), Opt("weights.alpha", ("--alpha",)),
+             Opt("weights.beta", ("--beta",)), Opt("weights.gamma", ("--gamma",)),
+             Opt("weights.format", ("--format-reward",)), Opt("mix_lambda"), Opt("sig.lam", ("--lam",)),
+             Opt("sig.weighting", ("--weighting",)), Opt("scorer"), Opt("estimator"), Opt("shapley"),
+             Opt("patient"), Opt("patient_model"), Opt("env.max_questions"), Opt("group_size"),
+             Opt("cases_per_step"), Opt("steps"), Opt("temperature"), Opt("learning_rate"), Opt("epsilon"), Opt("kl"),
+             Opt("lora", ("--lora",)), Opt("lora_r"), Opt("grad_accum"), Opt("seed"), Opt("save_steps"),
+             Opt("stop_after_steps"), Opt("report_to"), Opt("use_vllm", ("--use-vllm",)),
+             Opt("num_threads", ("--threads",)), Opt("out"), PROGRESS)
+    return CommandSpec("grpo", "Stage 2: GRPO over consultations; --reward sig gives each question its SIG and the "
+                       "answer its correctness (outcome: one episode reward); evaluate: --doctor llm:OUT.",
+                       GrpoCommandConfig, items, run_grpo_cmd)
+
+
+def run_grpo_cmd(cfg, progress: bool) -> None:
+    import dataclasses
+
+    from promed.runs.grpo import run_grpo_command
+
+    cfg = dataclasses.replace(cfg, progress_bar=progress)
+    with input_errors():
+        summary = run_grpo_command(cfg, progress=progress)
+    last = summary["last_step"] or {}
+    state = "wrote" if summary["completed"] else "stopped at a checkpoint; rerun to continue:"
+    typer.echo(f"steps {summary['steps']}, last step: reward {last.get('reward', float('nan')):.3f}, accuracy "
+               f"{last.get('promed/accuracy', float('nan')):.3f}, questions {last.get('promed/questions', float('nan')):.2f}; "
+               f"{summary['wall_s']:.0f} s; {state} {summary['model_dir']} (curves: {cfg.out}/curves.png)")
+
+
+# ---- view --------------------------------------------------------------------------------------------------------
+
+
+def view_spec() -> CommandSpec:
+    from promed.view.config import ViewConfig
+
+    items = (Extra("runs", Optional[list[Path]],
+                   typer.Argument(None, help="Run directories (promed eval, sig, mcts, sft, stage1 outputs; nested "
+                                             "runs are found too).", metavar="RUN_DIR", show_default=False)),
+             Opt("host"), Opt("port"), Opt("live", ("--live",)))
+    return CommandSpec("view", "Browse runs in a local web viewer: summary, consultations with SIG and Shapley "
+                       "values, side-by-side doctors, training curves; --live: consult a case yourself.",
+                       ViewConfig, items, run_view_cmd, config_file=False)
+
+
+def run_view_cmd(cfg, runs: list[Path] | None) -> None:
+    from promed.view.server import serve
+
+    with input_errors():
+        serve(runs or [], cfg, echo=typer.echo, warn=lambda line: typer.echo(line, err=True))
+
+
+# ---- run ---------------------------------------------------------------------------------------------------------
+
+
+def run_spec() -> CommandSpec:
+    from promed.runs.pipeline import RunConfig
+
+    items = (Opt("preset"), Opt("quick", ("--quick",)), Opt("arms", ("--arm",)), Opt("test_cases"),
+             Opt("stage1.pretrain.cases", ("--pretrain-cases",)), Opt("stage1.train_cases", ("--train-cases",)),
+             Opt("grpo.steps", ("--grpo-steps",)), Opt("grpo.cases_per_step", ("--cases-per-step",)),
+             Opt("grpo.learning_rate", ("--grpo-learning-rate",)), Opt("no_repeat"), Opt("seed"), Opt("out"),
+             PROGRESS)
+    return CommandSpec("run", "The whole method in one resumable command: pretrain -> MCTS -> SFT -> GRPO (SIG and "
+                       "outcome arms) -> evaluation of every doctor -> the ablation table (OUT/ablation.md).",
+                       RunConfig, items, run_run_cmd)
+
+
+def run_run_cmd(cfg, progress: bool) -> None:
+    from promed.eval.metrics import Metrics
+    from promed.eval.report import rich_table
+    from promed.runs.pipeline import run_pipeline
+
+    with input_errors():
+        summary = run_pipeline(cfg, progress=progress)
+    results = {k: Metrics(**{**v, "ci95": tuple(v["ci95"])}) for k, v in summary["doctors"].items()}
+    _table(rich_table(results, title="ProMed on SynthClinic (test), doctors answering on their own"))
+    times = ", ".join(f"{k} {v['wall_s']} s" for k, v in summary["steps"].items())
+    typer.echo(f"{times}; total {summary['total_s']} s; wrote {cfg.out}/ablation.md and {cfg.out}/run.json")
+
+
 # ---- the app -----------------------------------------------------------------------------------------------------
 
 SPECS: dict[str, Callable[[], CommandSpec]] = {
     "eval": eval_spec, "data": data_spec, "sig": sig_spec, "mcts": mcts_spec, "sft": sft_spec,
-    "stage1": stage1_spec, "pretrain": pretrain_spec,
+    "stage1": stage1_spec, "pretrain": pretrain_spec, "grpo": grpo_spec, "run": run_spec,
+    "view": view_spec,
 }
-COMMANDS = ("eval", "data", "sig", "mcts", "sft", "stage1", "pretrain", "figure")
+COMMANDS = ("eval", "data", "sig", "mcts", "sft", "stage1", "pretrain", "grpo", "run", "figure", "view")
 
 
 class LazyGroup(TyperGroup):
