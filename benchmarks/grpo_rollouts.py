@@ -44,7 +44,9 @@ def main() -> None:
     torch.set_num_threads(a.threads)
 
     cases = generate_cases("train", a.cases)
-    doctor = LLMDoctor(load_llm(f"hf:{a.model}", device="cpu"), "policy", Sampling(max_new_tokens=48, temperature=0.7))
+    episodes_n = a.cases * a.group_size  # one generate() call for every running consultation, as promed grpo does
+    doctor = LLMDoctor(load_llm(f"hf:{a.model}", device="cpu", gen_batch_size=episodes_n), "policy",
+                       Sampling(max_new_tokens=48, temperature=0.7))
     patient = FactPatient.from_config(FactPatientConfig())
     env = EnvConfig(max_questions=5)
     episodes = [Episode(c, s) for c in cases for s in range(a.group_size)]
@@ -57,8 +59,10 @@ def main() -> None:
         out[name] = (secs, trs)
         print(f"{name:>14}: {len(trs)} consultations in {secs:.1f} s = {len(trs) / secs:.2f} /s "
               f"({sum(t.n_outputs for t in trs)} doctor outputs, {sum(t.n_questions for t in trs)} questions)")
-    same = [t.steps for t in out["batched"][1]] == [t.steps for t in out["one at a time"][1]]
-    print(f"speed-up {out['one at a time'][0] / out['batched'][0]:.1f}x; identical consultations: {same}")
+    same = sum([(s.text, s.token_ids) for s in x.steps] == [(s.text, s.token_ids) for s in y.steps]
+               for x, y in zip(out["batched"][1], out["one at a time"][1]))
+    print(f"speed-up {out['one at a time'][0] / out['batched'][0]:.1f}x; identical consultations: {same} of "
+          f"{len(episodes)} (a padded batch changes the logits in their last bits, which can flip a sampled token)")
 
     cache = ShapleyCache(ScorerValue(BayesScorer()), EstimatorChoice("auto"))
     t0 = time.perf_counter()

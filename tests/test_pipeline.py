@@ -17,19 +17,20 @@ def test_run_pipeline_end_to_end_and_resume(tmp_path):
                       "grpo.num_threads": 1, "grpo.data.limit": 4})
     summary = run_pipeline(cfg, progress=False)
     out = tmp_path / "run"
-    for d in ("pretrain", "sft", "grpo-sig", "grpo-outcome"):
+    for d in ("pretrain", "sft", "grpo-sig-mixed", "grpo-outcome"):
         assert (out / d / "config.json").is_file(), d  # a Hugging Face checkpoint per arm
-    assert set(summary["doctors"]) == {"reactive", "pretrain", "mcts-sft", "grpo-sig", "grpo-outcome"}
+    assert set(summary["doctors"]) == {"reactive", "pretrain", "mcts-sft", "grpo-sig-mixed", "grpo-outcome"}
     assert all(m["n"] == 4 for m in summary["doctors"].values())
     table = (out / "ablation.md").read_text()
     assert all(f"| {name} |" in table for name in summary["doctors"])
-    assert set(summary["steps"]) == {"pretrain", "mcts", "sft", "grpo-sig", "grpo-outcome", "eval"}
+    assert set(summary["steps"]) == {"pretrain", "mcts", "sft", "grpo-sig-mixed", "grpo-outcome", "eval"}
     assert all(s["wall_s"] >= 0 and s["peak_rss_mib"] > 0 for s in summary["steps"].values())
     # the outcome arm reused the SIG arm's Shapley cache instead of computing its own
     assert not (out / "grpo-outcome" / "shapley.jsonl").exists()
     assert (out / "eval" / "accuracy_vs_questions.png").is_file()
     # rerun: nothing is trained again, the table is the same
     again = run_pipeline(cfg, progress=False)
-    assert again["pretrain"]["skipped"] and again["grpo"]["sig"]["skipped"] and again["grpo"]["sig"]["steps"] == 1
+    arm = again["grpo"]["sig-mixed"]
+    assert again["pretrain"]["skipped"] and arm["skipped"] and arm["steps"] == 1
     assert again["doctors"] == summary["doctors"]
     assert json.loads((out / "run.json").read_text())["doctors"] == summary["doctors"]

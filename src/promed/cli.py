@@ -223,7 +223,8 @@ def grpo_spec() -> CommandSpec:
              Opt("weights.format", ("--format-reward",)), Opt("mix_lambda"), Opt("sig.lam", ("--lam",)),
              Opt("sig.weighting", ("--weighting",)), Opt("scorer"), Opt("estimator"), Opt("shapley"),
              Opt("patient"), Opt("patient_model"), Opt("env.max_questions"), Opt("group_size"),
-             Opt("cases_per_step"), Opt("steps"), Opt("temperature"), Opt("learning_rate"), Opt("epsilon"), Opt("kl"),
+             Opt("cases_per_step"), Opt("steps"), Opt("temperature"), Opt("max_new_tokens"), Opt("learning_rate"),
+             Opt("epsilon"), Opt("kl"),
              Opt("lora", ("--lora",)), Opt("lora_r"), Opt("grad_accum"), Opt("seed"), Opt("save_steps"),
              Opt("stop_after_steps"), Opt("report_to"), Opt("use_vllm", ("--use-vllm",)),
              Opt("num_threads", ("--threads",)), Opt("out"), PROGRESS)

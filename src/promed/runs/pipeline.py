@@ -1,11 +1,11 @@
 """``promed run --preset synthclinic``: the whole method in one resumable command.
 
-pretrain (Stage 0) -> MCTS (Stage 1 search; its Shapley values cached) -> SFT -> GRPO arms from the same SFT
-checkpoint (``--reward sig`` and ``--reward outcome`` by default; the Shapley values of the training cases computed
+pretrain (Stage 0) -> MCTS (Stage 1 search) -> SFT -> GRPO arms from the same SFT checkpoint (by default ProMed's
+SIG credit in its ``sig-mixed`` form and the outcome-only baseline; the Shapley values of the training cases computed
 once and shared by every arm) -> evaluation of every doctor answering on its own beside the baselines -> the ablation
 table (``ablation.md``, ``ablation.json``) and ``eval/accuracy_vs_questions.png`` (accuracy against questions asked,
 95% intervals). Every trained doctor is a Hugging Face checkpoint in a directory named for its arm (``pretrain/``,
-``sft/``, ``grpo-sig/``, ``grpo-outcome/``), loadable by ``promed eval --doctor llm:<dir>``. Each step writes into
+``sft/``, ``grpo-sig-mixed/``, ``grpo-outcome/``), loadable by ``promed eval --doctor llm:<dir>``. Each step writes into
 its own folder and resumes (a finished step is not repeated), so an interrupted run re-runs only what is missing.
 ``run.json`` records the resolved config, the wall time of each step and the peak memory after it.
 
@@ -43,9 +43,11 @@ class RunConfig:
     grpo: GRPORunConfig = field(default_factory=GRPORunConfig,
                                 metadata={"help": "Stage 2 settings shared by every arm (model: OUT/sft; reward: per "
                                                   "arm)."})
-    arms: tuple[str, ...] = field(default=("sig", "outcome"),
+    arms: tuple[str, ...] = field(default=("sig-mixed", "outcome"),
                                   metadata={"help": "GRPO arms, each a --reward value, trained from the same SFT "
-                                                    "checkpoint into OUT/grpo-<arm>."})
+                                                    "checkpoint into OUT/grpo-<arm>. The preset's SIG arm is "
+                                                    "sig-mixed: the reference's token scheme (sig) stops the small "
+                                                    "doctor asking within 30 steps (BENCHMARKS.md, Stage 2)."})
     baselines: tuple[str, ...] = field(default=("reactive", "full-info", "random-5", "abstain-numeric", "greedy-eig"),
                                        metadata={"help": "Baseline doctors of the ablation table."})
     test_cases: int = field(default=1000, metadata={"help": "SynthClinic test cases for the evaluation."})

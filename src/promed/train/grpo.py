@@ -51,7 +51,7 @@ from promed.data.sources import DataConfig, load_data
 from promed.doctor.policy import LLMDoctor
 from promed.env.consultation import EnvConfig
 from promed.env.rollout import Episode, run_consultations
-from promed.llm.hf import HFBackend
+from promed.llm.hf import HFBackend, HFOptions
 from promed.sig.reward import SigConfig
 from promed.train.advantages import (
     CREDITS, Credit, EpisodeCredit, RewardWeights, TurnKind, credit_advantages, episode_reward, turn_rewards,
@@ -75,9 +75,10 @@ class GRPORunConfig:
                              metadata={"help": "Training cases (SynthClinic train split by default; the default run, "
                                                "100 steps x 8 cases, draws 800 of them)."})
     reward: Credit = field(default="sig", metadata={"help": "Credit: sig (SIG on each question's tokens, correctness "
-                                                            "on the answer's, minus the group mean: the reference's), "
-                                                            "sig-mixed (outcome advantage + mix_lambda x the "
-                                                            "question's group-normalised SIG) or outcome (one "
+                                                            "on the answer's, minus the group mean: the reference's "
+                                                            "scheme; on SynthClinic it stops the small doctor asking, "
+                                                            "BENCHMARKS.md), sig-mixed (outcome advantage + mix_lambda "
+                                                            "x the question's group-normalised SIG) or outcome (one "
                                                             "group-normalised episode reward on every doctor token)."})
     weights: RewardWeights = field(default_factory=RewardWeights,
                                    metadata={"help": "Reward coefficients alpha, beta, gamma, format."})
@@ -111,7 +112,8 @@ class GRPORunConfig:
         default=("q_proj", "k_proj", "v_proj", "o_proj"), metadata={"help": "Modules that get adapters."})
     grad_accum: int = field(default=1, metadata={"help": "Micro-batches per optimizer step (the step's "
                                                          "consultations are generated once and split)."})
-    rollout_batch: int = field(default=64, metadata={"help": "Consultations stepped together during rollouts."})
+    rollout_batch: int = field(default=64, metadata={"help": "Consultations stepped together during rollouts (one "
+                                                           "generate() call for all of them)."})
     seed: int = field(default=0, metadata={"help": "Seed of the data order, the rollouts and initialisation."})
     save_steps: int = field(default=10, metadata={"help": "Checkpoint every N steps (and at the last)."})
     save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept."})
@@ -221,7 +223,7 @@ class ConsultationRollout:
         g = trainer.num_generations
         start = trainer.accelerator.process_index * len(prompts)
         model = trainer.accelerator.unwrap_model(trainer.model)
-        backend = HFBackend(model, self.tokenizer, name="policy")
+        backend = HFBackend(model, self.tokenizer, name="policy", options=HFOptions(gen_batch_size=cfg.rollout_batch))
         doctor = LLMDoctor(backend, "policy", Sampling(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature))
         episodes = [Episode(self.cases[p], sample=(start + i) % g) for i, p in enumerate(prompts)]
         transcripts = run_consultations(episodes, doctor, self.patient, cfg.env,
