@@ -9,8 +9,8 @@ table (``ablation.md``, ``ablation.json``) and ``eval/accuracy_vs_questions.png`
 its own folder and resumes (a finished step is not repeated), so an interrupted run re-runs only what is missing.
 ``run.json`` records the resolved config, the wall time of each step and the peak memory after it.
 
-``--quick`` is a first look in a few minutes: 2,000 pretraining cases (one epoch), 100 MCTS cases, 10 GRPO steps of
-4 cases, 200 test cases; its numbers say that the pipeline runs, not how well the method works.
+``--quick`` is a first look: 1,000 pretraining cases, 100 MCTS cases, 10 GRPO steps of 4 cases (over 40 training
+cases), 200 test cases; its numbers say that the pipeline runs, not how well the method works.
 """
 
 from __future__ import annotations

@@ -346,14 +346,15 @@ class GRPOResult:
     skipped: bool = False
 
 
-def load_cases(cfg: GRPORunConfig) -> list[Case]:
-    """The training cases, checked against the scorer (the exact posterior scores only SynthClinic cases)."""
+def load_cases(cfg: GRPORunConfig, check_scorer: bool = True) -> list[Case]:
+    """The training cases, checked against the scorer (the exact posterior scores only SynthClinic cases) unless
+    ``check_scorer`` is false (a caller that brings its own SIG annotator)."""
     from promed.runtime import check_scorer_fits, is_synthetic
 
     cases = load_data(cfg.data).cases
     if not cases:
         raise ValueError(f"{cfg.data.data}: no usable cases")
-    if cfg.shapley is None:
+    if check_scorer and cfg.shapley is None:
         check_scorer_fits(cfg.scorer, is_synthetic(cfg.data.data, cases), cfg.data.data)
     return cases
 
@@ -535,7 +536,7 @@ def _run(cfg: GRPORunConfig, out: Path, progress: bool, cases, patient, annotato
                           rollout_s=0.0, episodes=0, shapley_s=0.0, shapley_cases=0,
                           peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                           resumed_from=Path(resume_from), log=tuple(read_log(log_path)), skipped=True)
-    cases = list(cases) if cases is not None else load_cases(cfg)
+    cases = list(cases) if cases is not None else load_cases(cfg, check_scorer=annotator is None)
     bf16 = cfg.bf16 if cfg.bf16 is not None else (torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     model, tokenizer = load_model(cfg.model, torch.bfloat16 if (cfg.lora and bf16) else torch.float32)
     shapley_s, shapley_n = 0.0, 0
