@@ -193,7 +193,7 @@ def rollout_row(case: Case, tr: Transcript, backend, max_questions: int) -> dict
         "env_mask": r.doctor_mask[p:].astype(int).tolist(),
         "promed_episode": {"credit": credit, "case_id": tr.case_id, "sample": tr.sample, "answer": tr.answer,
                            "questions": len(tr.turns), "sig_total": float(sum(sig)), "invalid": tr.invalid,
-                           "forced": tr.end != "answer", "correct": credit.correct,
+                           "forced": tr.end != "answer",
                            "ids_sha1": hashlib.sha1(r.input_ids.tobytes()).hexdigest()},
     }
 
@@ -297,7 +297,7 @@ def trainer_class():
             returns = [float(turn_rewards(e["credit"].kinds, e["credit"].sig, e["credit"].correct, self.weights).sum())
                        for e in everyone]
             questions = sum(e["questions"] for e in everyone)
-            for name, value in (("promed/accuracy", sum(e["correct"] for e in everyone) / n),
+            for name, value in (("promed/accuracy", sum(e["credit"].correct for e in everyone) / n),
                                 ("promed/return", sum(returns) / n),
                                 ("promed/questions", questions / n),
                                 ("promed/sig_per_question", sum(e["sig_total"] for e in everyone) / max(questions, 1)),
@@ -317,7 +317,7 @@ def _append_rollouts(path: Path, step: int, episodes: list[dict], advantages: li
         c = e["credit"]
         lines.append(json.dumps({
             "step": step, "case_id": e["case_id"], "sample": e["sample"], "kinds": list(c.kinds),
-            "sig": [round(x, 6) for x in c.sig], "answer": e["answer"], "correct": e["correct"],
+            "sig": [round(x, 6) for x in c.sig], "answer": e["answer"], "correct": c.correct,
             "forced": e["forced"], "invalid": e["invalid"], "ids_sha1": e["ids_sha1"],
             "mean_advantage": round(float(a[c.mask > 0].mean()) if c.mask.any() else 0.0, 6)}))
     with path.open("a", encoding="utf-8") as f:
@@ -437,29 +437,19 @@ def make_grpo_args(cfg: GRPORunConfig, ckpt_dir: Path, world: int):
     )
 
 
-class _StepLog:
-    """Trainer callback: each logged step as one JSONL line (``out/log.jsonl``, main process), checkpoint at the
-    last step, and ``stop_after_steps``."""
+def step_log_callback(path: Path):
+    """Trainer callback: each logged step as one JSONL line (``out/log.jsonl``, main process); built on first use so
+    that importing this module does not import transformers."""
+    from transformers import TrainerCallback
 
-    def __new__(cls, path: Path, stop_after: int | None):
-        from transformers import TrainerCallback
+    class StepLog(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs and "reward" in logs:
+                rec = {"step": int(state.global_step), **{k: _num(v) for k, v in logs.items()}}
+                with path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(rec) + "\n")
 
-        class StepLog(TrainerCallback):
-            def on_log(self, args, state, control, logs=None, **kwargs):
-                if state.is_world_process_zero and logs and "reward" in logs:
-                    rec = {"step": int(state.global_step), **{k: _num(v) for k, v in logs.items()}}
-                    with path.open("a", encoding="utf-8") as f:
-                        f.write(json.dumps(rec) + "\n")
-
-            def on_step_end(self, args, state, control, **kwargs):
-                if state.global_step >= state.max_steps:
-                    control.should_save = True
-                if stop_after is not None and state.global_step >= stop_after:
-                    control.should_save = True
-                    control.should_training_stop = True
-                return control
-
-        return StepLog()
+    return StepLog()
 
 
 def _num(v):
@@ -515,7 +505,7 @@ def _run(cfg: GRPORunConfig, out: Path, progress: bool, cases, patient, annotato
     from datasets import Dataset
     from transformers.trainer_utils import get_last_checkpoint
 
-    from promed.train.sft import load_model, save_final, write_log
+    from promed.train.sft import load_model, save_and_stop_callbacks, save_final, write_log
 
     if not cfg.model:
         raise ValueError("missing --model (the doctor to train)")
@@ -569,7 +559,7 @@ def _run(cfg: GRPORunConfig, out: Path, progress: bool, cases, patient, annotato
         processing_class=tokenizer,
         peft_config=peft_config,
         rollout_func=rollout,
-        callbacks=[_StepLog(log_path, cfg.stop_after_steps)],
+        callbacks=[step_log_callback(log_path), *save_and_stop_callbacks(cfg)],
         credit=cfg.reward,
         weights=cfg.weights,
         mix_lambda=cfg.mix_lambda,

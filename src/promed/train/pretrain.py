@@ -406,7 +406,7 @@ def _run(cfg: PretrainConfig, out: Path, cases: Sequence[Case] | None) -> Pretra
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
 
-    from promed.train.sft import _callbacks, load_base, make_trainer_args, plot_losses, save_final
+    from promed.train.sft import load_base, make_trainer_args, plot_losses, save_and_stop_callbacks, save_final
     from promed.train.small_model import n_params
 
     t0 = time.perf_counter()
@@ -435,7 +435,7 @@ def _run(cfg: PretrainConfig, out: Path, cases: Sequence[Case] | None) -> Pretra
         trainer_cls = soft_target_trainer_class()
         kw["data_collator"] = SoftTargetCollator(DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id))
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
-                          callbacks=_callbacks(scfg), **kw)
+                          callbacks=save_and_stop_callbacks(scfg), **kw)
     if trainer.train_dataset[0]["labels"] != train_ds[0]["labels"]:  # our masks must reach the loss untouched
         raise RuntimeError("this TRL version rebuilt the labels of the pre-tokenized dataset; use trl>=1.0")
     trainer.train(resume_from_checkpoint=resume_from)

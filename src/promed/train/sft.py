@@ -231,7 +231,9 @@ def build_dataset(examples: list[ChatExample], tokenizer, max_len: int):
     return Dataset.from_dict({"input_ids": ids_col, "labels": lab_col}), n_trunc, n_drop
 
 
-def _callbacks(cfg: SFTRunConfig):
+def save_and_stop_callbacks(cfg):
+    """[callback]: checkpoint at the last step and stop after ``cfg.stop_after_steps`` (SFT's, pretraining's and
+    Stage 2's configs)."""
     from transformers import TrainerCallback
 
     class _SaveAtEndAndStop(TrainerCallback):
@@ -288,7 +290,7 @@ def _run(train_path: Path, out: Path, cfg: SFTRunConfig, eval_path: Path | None)
         eval_dataset=eval_ds,
         processing_class=tokenizer,
         peft_config=make_lora_config(cfg) if cfg.lora else None,
-        callbacks=_callbacks(cfg),
+        callbacks=save_and_stop_callbacks(cfg),
     )
     if trainer.train_dataset[0]["labels"] != train_ds[0]["labels"]:  # our masks must reach the loss untouched
         raise RuntimeError("this TRL version rebuilt the labels of the pre-tokenized dataset; use trl>=1.0")
