@@ -28,9 +28,10 @@ from promed.types import DoctorView
 from promed.view.app import create_app
 from promed.view.consultations import parse_case_message
 from promed.view.curves import Chart, Series, charts_from_history, line_chart_svg
-from promed.patient.guard import adversarial_questions, is_safe
+from promed.patient.guard import REFUSAL, adversarial_questions, is_safe
 from promed.view.files import confined, read_jsonl_lines
 from promed.view.live import LiveDesk
+from promed.view.session import REDACTION_NOTE, Clinic
 from promed.view.posterior import posterior_chart
 from promed.view.runs import discover
 from promed.view.store import Messages, RunStore
@@ -426,13 +427,13 @@ def test_bind_names_a_taken_port_and_gives_a_tcp_socket():
 
 @pytest.fixture(scope="module")
 def live() -> tuple[TestClient, LiveDesk]:
-    desk = LiveDesk()
+    desk = LiveDesk(Clinic(doctor="random-3"))  # as `promed view --live --doctor random-3`
     app = create_app([], live=desk)
     return TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False), desk
 
 
-def start(c: TestClient, case_id: str) -> str:
-    r = c.post("/live/start", data={"case": case_id}, follow_redirects=False)
+def start(c: TestClient, case_id: str, **form) -> str:
+    r = c.post("/live/start", data={"case": case_id, **form}, follow_redirects=False)
     assert r.status_code == 303
     return r.headers["location"]
 
@@ -495,3 +496,91 @@ def test_live_refusals_are_messages(live):
     assert c.get("/live/s/no-such-session").status_code == 404
     r = c.post("/live/start", data={"case": "nope"})
     assert r.status_code == 404 and "no SynthClinic test case 'nope'" in text(r.text)
+
+
+def test_live_doctor_compared_with_the_given_doctor(live, run_dir):
+    """With --doctor random-3, your answer is followed by greedy-eig and random-3 on the same case, side by side;
+    random-3 is the evaluation's (same questions and SIG as in the run)."""
+    c, desk = live
+    url = start(c, "sc-test-00003")
+    c.post(url + "/ask", data={"question": "Do you have a fever?"})
+    r = c.post(url + "/answer", data={"letter": "B"})
+    assert r.status_code == 200 and 'class="three-col"' in r.text
+    assert re.findall(r'data-doctor="([^"]+)"', r.text) == ["you", "greedy-eig", "random-3"]
+    session = desk.session(url.rsplit("/", 1)[1])
+    others = dict(desk.others(session))
+    page = text(r.text)
+    for name in ("greedy-eig", "random-3"):
+        tr = others[name].transcript
+        rec = next(x for x in records(run_dir, name) if x["id"] == "sc-test-00003")
+        assert [(t.question, t.revealed) for t in tr.turns] == [(t["question"], tuple(t["revealed"]))
+                                                               for t in rec["turns"]]
+        assert [t.sig for t in tr.turns] == pytest.approx([t["sig"] for t in rec["turns"]])
+        assert f"{name} answered {tr.answer} after {tr.n_questions} questions" in page
+    assert len(re.findall(r"<th>(you|greedy-eig|random-3)</th>", r.text)) == 3  # one ranking column per doctor
+
+
+def test_live_patient_role_replies_that_state_the_facts_give_greedy_eigs_consultation(live):
+    """You are the patient and reply what the simulated patient would (its facts, verbatim; "I don't know" where it
+    refuses): the matcher finds exactly those facts, so greedy-eig asks, learns and answers as it does in the
+    evaluation; the page shows your script, each reply's covered facts, then the verdict and each question's SIG."""
+    c, desk = live
+    case = desk.case("sc-test-00000")
+    assert "be the patient" in c.get("/live").text and '<option value="random-3">' in c.get("/live").text
+    url = start(c, case.id, role="patient", doctor="greedy-eig")
+    session = desk.session(url.rsplit("/", 1)[1])
+    page = text(c.get(url).text)
+    assert "you are the patient, greedy-eig is the doctor" in page and "Your script" in page
+    assert all(f.text in page for f in case.facts) and f"greedy-eig asks: {session.consult.pending}" in page
+    expected = []
+    while not session.done:
+        reply, ids = desk.clinic.patient().reply([case], [session.consult.pending])[0]
+        expected.append(ids)
+        r = c.post(url + "/reply", data={"reply": "I don't know." if reply == REFUSAL else reply})
+        assert r.status_code == 200
+    theirs = desk.yours(session).transcript
+    assert [t.revealed for t in theirs.turns] == expected and any(expected)
+    base = desk.clinic.run_doctor("greedy-eig", case)
+    assert [t.question for t in theirs.turns] == [t.question for t in base.turns] and theirs.answer == base.answer
+    assert [t.sig for t in theirs.turns] == pytest.approx([t.sig for t in base.turns])
+    page = text(r.text)
+    verdict = "right" if theirs.correct else "wrong"
+    assert (f"greedy-eig answered {theirs.answer} after {theirs.n_questions} questions: {verdict} · gold: "
+            f"{case.answer}") in page
+    for t in theirs.turns:
+        assert f"SIG {t.sig:.3f}" in page
+    covered = {i for t in theirs.turns for i in t.revealed}
+    assert len(re.findall(r'<li class="covered', r.text)) == len(covered)
+    assert "table" in r.text and 'class="ranking"' in r.text
+    assert "this consultation is over" in text(c.post(url + "/reply", data={"reply": "More?"}).text)
+
+
+def test_live_patient_role_cuts_a_reply_that_names_an_option(live):
+    c, desk = live
+    case = desk.case("sc-test-00000")
+    gold = case.option(case.answer).text
+    url = start(c, case.id, role="patient", doctor="random-3")
+    assert "type a reply first" in text(c.post(url + "/reply", data={"reply": "   "}).text)
+    r = c.post(url + "/reply", data={"reply": f"I read online that it is {gold}. I have abdominal pain."})
+    page = text(r.text)
+    assert f"The guard cut 1 of your replies ({REDACTION_NOTE})" in page
+    assert "the doctor read “I have abdominal pain.”" in page
+    replies = unescape(" ".join(re.findall(r'<div class="reply">(.*?)</div>', r.text)))
+    assert "I have abdominal pain." in replies and gold.lower() not in replies.lower()
+    tr = desk.yours(desk.session(url.rsplit("/", 1)[1])).transcript
+    pain = next(f.id for f in case.facts if f.text == "She reports abdominal pain.")
+    assert tr.turns[0].reply == "I have abdominal pain." and tr.turns[0].revealed == (pain,)
+    assert "this consultation is in the patient role" in text(c.post(url + "/ask", data={"question": "Hi?"}).text)
+
+
+def test_live_patient_role_offers_only_the_listed_doctors(live):
+    c, _ = live
+    r = c.post("/live/start", data={"case": "sc-test-00000", "role": "patient", "doctor": "llm:/etc"})
+    assert r.status_code == 404 and "doctor 'llm:/etc' is not offered here" in text(r.text)
+    r = c.post("/live/start", data={"case": "sc-test-00000", "role": "nurse"})
+    assert r.status_code == 404 and "no role 'nurse'" in text(r.text)
+
+
+def test_view_doctor_needs_live():
+    res = CliRunner().invoke(cli_app, ["view", "--doctor", "random-3"])
+    assert res.exit_code == 2 and "--doctor is for live consultations: add --live" in res.output

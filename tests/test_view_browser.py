@@ -202,3 +202,38 @@ def test_live_consultation_as_the_doctor(page, server):
     assert page.locator("article.consultation").count() == 2
     assert page.locator("table.ranking tbody tr").count() > 0
     shot(page, "viewer-live-result")
+
+
+def test_live_consultation_as_the_patient(page, server):
+    page.goto(server + "live")
+    page.fill("#start input[name=case]", "sc-test-00000")
+    page.select_option("#start select[name=role]", "patient")
+    page.select_option("#start select[name=doctor]", "greedy-eig")
+    with page.expect_navigation():
+        page.click("#start button")
+    assert "you are the patient, greedy-eig is the doctor" in page.inner_text("h1")
+    assert page.locator(".script li").count() == 10 and page.inner_text("#pending").endswith("?")
+    replies = ("Yes, I have had abdominal pain.", "I think it is Graves disease. My heart races sometimes.")
+    for reply in replies:
+        page.fill("#reply-text", reply)
+        with page.expect_navigation():
+            page.click("#reply button")
+    turns = page.locator("li.turn")
+    assert turns.count() == 2
+    assert "fact 4: She reports abdominal pain." in turns.nth(0).locator(".revealed").inner_text()
+    assert "fact 1: She reports episodes of a racing, pounding heartbeat." in turns.nth(1).inner_text()
+    assert "Graves" not in turns.nth(1).locator(".reply").inner_text()  # the guard cut the sentence naming it
+    assert "The guard cut 1 of your replies" in page.inner_text(".redactions")
+    assert [" ".join(x.split()) for x in page.locator(".script li.covered").all_inner_texts()] == [
+        "She reports episodes of a racing, pounding heartbeat. covered", "She reports abdominal pain. covered"]
+    shot(page, "viewer-live-patient")
+    for _ in range(5):  # reply until the doctor answers (its budget is 5 questions)
+        if page.locator("#reply").count() == 0:
+            break
+        page.fill("#reply-text", "No, I have not noticed that.")
+        with page.expect_navigation():
+            page.click("#reply button")
+    verdict = page.inner_text(".live-verdict")
+    assert "greedy-eig answered" in verdict and "gold: A" in verdict
+    n = page.locator("li.turn").count()
+    assert page.locator(".sig-label").count() == n and page.locator("table.ranking tbody tr").count() == 10

@@ -1,18 +1,21 @@
-"""Live consultations in the browser (``promed view --live``): you are the doctor of a SynthClinic case.
+"""Live consultations in the browser (``promed view --live``), in either role, on a SynthClinic case.
 
-You type questions to the simulated patient; each reply shows the facts it revealed and the SIG the question
-earned; you answer when ready and see how greedy-eig did on the same case, beside the case's facts ranked by Shapley
-value, and, as you go, SynthClinic's exact posterior of each option after each question. Nothing here is new
-machinery: the consultation is the environment's own (:class:`promed.env.consultation.
-Consultation`: budget, repeated questions, revealed and new facts), the patient is the evaluation's ``FactPatient``
-(replies are verbatim safe facts checked by :mod:`promed.patient.guard`, so no question can make it name an option or
-the answer), SIG is :class:`promed.sig.annotate.SigAnnotator` over SynthClinic's exact posterior (the values
-``promed eval`` computes), and greedy-eig runs through :func:`promed.env.rollout.run_consultations`.
+* **You are the doctor**: you type questions to the simulated patient; each reply shows the facts it revealed and
+  the SIG the question earned; as you go, SynthClinic's exact posterior of each option after each question (folded
+  away: it is a hint); you answer and see, side by side, greedy-eig and the doctor given with ``--doctor`` on the
+  same case, beside the case's facts ranked by Shapley value.
+* **You are the patient**: a doctor (greedy-eig, random-5 or the ``--doctor``) asks; you reply in free text from your
+  script (the case's facts); each reply shows the facts it covered, and a reply that named an option or an answer
+  letter is shown as the doctor read it (those sentences removed); when the doctor answers you see its answer against
+  the gold and the SIG of each of its questions.
 
-The cases and models are built on first use or by :meth:`LiveDesk.warm_up`, which the server runs in the background
-once it listens (the patient loads a sentence-embedding model: seconds), so ``promed view --live`` starts as fast as
-the viewer. Sessions live in memory, the oldest
-dropped past :data:`MAX_SESSIONS`; one lock serialises the models, which are not made for concurrent calls.
+The session logic is :mod:`promed.view.session` (the terminal's ``promed chat`` uses the same); this module keeps
+the sessions of one viewer by id and turns them into what the pages show (:class:`promed.view.consultations.
+Consultation` records, the posterior chart). The cases and models are built on first use or by
+:meth:`LiveDesk.warm_up`, which the server runs in the background once it listens (the patient and the matcher load
+a sentence-embedding model: seconds), so ``promed view --live`` starts as fast as the viewer. Sessions live in
+memory, the oldest dropped past :data:`MAX_SESSIONS`; one lock serialises the models, which are not made for
+concurrent calls.
 """
 
 from __future__ import annotations
@@ -22,84 +25,91 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from promed.data.sources import DataConfig, load_data
 from promed.doctor.policy import case_message
-from promed.doctor.registry import build_doctor
-from promed.env.consultation import Consultation as ConsultationEnv
 from promed.env.consultation import DialogueState, EnvConfig, dialogue_view
-from promed.env.rollout import Episode, run_consultations
-from promed.runtime import RunModels
-from promed.sig.annotate import SigAnnotator
 from promed.sig.cache import ShapleyRecord
-from promed.types import Answer, Ask, Case, Transcript
+from promed.types import Case, Transcript
 from promed.view.consultations import Consultation, parse_case_message
 from promed.view.curves import Chart
 from promed.view.posterior import posterior_chart
+from promed.view.session import (BASELINE, MAX_QUESTION_CHARS, MAX_REPLY_CHARS, YOU, Clinic, DoctorSession,
+                                 PatientSession, Refused)
 from promed.view.store import NotFound
 
+__all__ = ["BASELINE", "MAX_QUESTION_CHARS", "MAX_REPLY_CHARS", "MAX_SESSIONS", "YOU", "LiveDesk", "LiveSession"]
+
 MAX_SESSIONS = 200
-MAX_QUESTION_CHARS = 300
-YOU = "you"
-BASELINE = "greedy-eig"
+ROLES = ("doctor", "patient")
 
 
 @dataclass
 class LiveSession:
-    """One live consultation: the environment episode and, once you answered, greedy-eig's on the same case."""
+    """One live consultation of the viewer: its id and the role's session."""
 
     sid: str
-    case: Case
-    episode: ConsultationEnv
-    baseline: Transcript | None = None
+    consult: DoctorSession | PatientSession
+
+    @property
+    def case(self) -> Case:
+        return self.consult.case
+
+    @property
+    def role(self) -> str:
+        return self.consult.role
 
     @property
     def done(self) -> bool:
-        return self.episode.done
+        return self.consult.done
 
 
 @dataclass
 class LiveDesk:
-    """The live consultations of one viewer (SynthClinic ``split``; the environment's default question budget)."""
+    """The live consultations of one viewer (one :class:`Clinic`: its split, ``--doctor`` and question budget)."""
 
-    split: str = "test"
-    env: EnvConfig = field(default_factory=EnvConfig)
-    seed: int = 0
-    _cases: dict[str, Case] | None = None
-    _models: RunModels | None = None
-    _annotator: SigAnnotator | None = None
+    clinic: Clinic = field(default_factory=Clinic)
     _sessions: OrderedDict[str, LiveSession] = field(default_factory=OrderedDict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def split(self) -> str:
+        return self.clinic.split
+
+    @property
+    def env(self) -> EnvConfig:
+        return self.clinic.env
 
     # ---- what the pages ask for ------------------------------------------------------------------------------
 
     def warm_up(self) -> None:
-        """Generate the cases and load the patient and scorer now (the server calls it in a background thread
-        once it listens, so the first question does not wait for the embedding model)."""
-        cases = self.cases()
+        """Generate the cases and load the patient, matcher and scorer now (the server calls it in a background
+        thread once it listens, so the first question does not wait for the embedding model)."""
         with self._lock:
-            if cases:
-                self._patient().reply(cases[:1], ["warm-up question"])  # loads the embedding model
-            self._sig()
+            self.clinic.warm_up()
 
     def cases(self) -> list[Case]:
         with self._lock:
-            if self._cases is None:
-                self._cases = {c.id: c for c in load_data(DataConfig(split=self.split)).cases}
-            return list(self._cases.values())
+            return self.clinic.cases()
 
     def case(self, case_id: str) -> Case:
-        self.cases()
-        try:
-            return self._cases[case_id]
-        except KeyError:
-            raise NotFound(f"no SynthClinic {self.split} case {case_id!r}") from None
-
-    def start(self, case_id: str) -> LiveSession:
-        case = self.case(case_id)
+        if not case_id:
+            raise NotFound("no case id given")
         with self._lock:
-            episode = ConsultationEnv(self._patient(), self.env)
-            episode.reset(case, seed=self.seed)
-            session = LiveSession(secrets.token_urlsafe(9), case, episode)
+            return self.clinic.case(case_id)
+
+    def start(self, case_id: str, role: str = "doctor", doctor: str = "") -> LiveSession:
+        """A new consultation; ``doctor`` (patient role) must be one of :attr:`Clinic.patient_doctors`."""
+        if role not in ROLES:
+            raise NotFound(f"no role {role!r}: choose doctor or patient")
+        self.case(case_id)
+        with self._lock:
+            if role == "doctor":
+                consult = self.clinic.as_doctor(case_id)
+            else:
+                offered = self.clinic.patient_doctors
+                if doctor and doctor not in offered:
+                    raise NotFound(f"doctor {doctor!r} is not offered here; choose from {', '.join(offered)}")
+                consult = self.clinic.as_patient(case_id, doctor)
+            session = LiveSession(secrets.token_urlsafe(9), consult)
             self._sessions[session.sid] = session
             while len(self._sessions) > MAX_SESSIONS:
                 self._sessions.popitem(last=False)
@@ -113,76 +123,61 @@ class LiveDesk:
                            "restart of the viewer)") from None
 
     def ask(self, sid: str, question: str) -> str | None:
-        """Put ``question`` to the patient; returns a message instead if it cannot be asked."""
-        question = " ".join(question.split())
-        session = self.session(sid)
-        if session.done:
-            return "this consultation is over"
-        if not question:
-            return "type a question first"
-        if len(question) > MAX_QUESTION_CHARS:
-            return f"a question has at most {MAX_QUESTION_CHARS} characters"
-        if session.episode.questions_left == 0:
-            return "no questions left: give your answer"
-        with self._lock:
-            reply = self._patient().reply([session.case], [question])[0]
-            session.episode.apply(Ask(question), reply, f"ASK: {question}")
-        return None
+        """Doctor role: put ``question`` to the patient; returns a message instead if it cannot be asked."""
+        return self._act(sid, DoctorSession, lambda s: s.ask(question))
 
     def answer(self, sid: str, letter: str) -> str | None:
-        """Give the final answer; runs greedy-eig on the same case for the comparison."""
-        session = self.session(sid)
-        if session.done:
-            return "this consultation is over"
-        if letter not in session.case.letters:
-            return f"choose one of the options {', '.join(session.case.letters)}"
-        with self._lock:
-            session.episode.apply(Answer(letter), None, f"ANSWER: {letter}")
-            models = self._run_models()
-            doctor = build_doctor(BASELINE, models.scorer, models.llm, models.load_llm).doctor
-            session.baseline = run_consultations([Episode(session.case)], doctor, self._patient(), self.env,
-                                                 seed=self.seed)[0]
-        return None
+        """Doctor role: give the final answer; the comparison doctors then consult the same case."""
+        return self._act(sid, DoctorSession, lambda s: s.answer(letter))
+
+    def reply(self, sid: str, text: str) -> str | None:
+        """Patient role: reply to the doctor's pending question; returns a message instead if it cannot be taken."""
+        return self._act(sid, PatientSession, lambda s: s.reply(text))
 
     # ---- the session as the viewer's pages show consultations -------------------------------------------------
 
     def yours(self, session: LiveSession) -> Consultation:
-        return self._as_view(session.case, session.episode.transcript(YOU))
+        """Doctor role: your consultation; patient role: the doctor's (the one you replied to)."""
+        with self._lock:
+            return self._as_view(session.case, session.consult.transcript())
+
+    def others(self, session: LiveSession) -> list[tuple[str, Consultation]]:
+        """Doctor role, once you answered: the comparison doctors' consultations of the same case."""
+        consult = session.consult
+        if not isinstance(consult, DoctorSession):
+            return []
+        return [(name, self._as_view(session.case, tr)) for name, tr in consult.others.items()]
 
     def baseline(self, session: LiveSession) -> Consultation | None:
-        return None if session.baseline is None else self._as_view(session.case, session.baseline)
+        """greedy-eig's consultation of the case (doctor role, once you answered)."""
+        return dict(self.others(session)).get(BASELINE)
 
     def shapley(self, case: Case) -> ShapleyRecord:
         with self._lock:
-            return self._sig().cache.get(case)
+            return self.clinic.shapley(case)
 
     def posterior(self, session: LiveSession) -> Chart:
-        """The exact posterior of each option after each of your questions (the posterior moving)."""
+        """The exact posterior of each option after each question (the posterior moving)."""
         with self._lock:
-            return posterior_chart(session.case, session.episode.transcript(YOU), self._run_models().scorer(),
+            return posterior_chart(session.case, session.consult.transcript(), self.clinic.scorer(),
                                    mark_gold=session.done)
 
     def questions_left(self, session: LiveSession) -> int:
-        return session.episode.questions_left
+        return session.consult.questions_left
 
     # ---- internals ----------------------------------------------------------------------------------------------
 
+    def _act(self, sid: str, kind: type, act) -> str | None:
+        session = self.session(sid)
+        if not isinstance(session.consult, kind):
+            return f"this consultation is in the {session.role} role"
+        try:
+            with self._lock:
+                act(session.consult)
+        except Refused as err:
+            return str(err)
+        return None
+
     def _as_view(self, case: Case, tr: Transcript) -> Consultation:
-        with self._lock:
-            annotated = self._sig()(case, tr)
         view = dialogue_view(case, DialogueState(), self.env.max_questions)  # what the doctor saw at turn 0
-        return Consultation(annotated, case.n_facts, case.answer, parse_case_message(case_message(view)), 0)
-
-    def _run_models(self) -> RunModels:
-        if self._models is None:
-            self._models = RunModels(model=None, scorer_arg="bayes", patient_arg="fact", synthetic=True)
-        return self._models
-
-    def _patient(self):
-        return self._run_models().patient()
-
-    def _sig(self) -> SigAnnotator:
-        if self._annotator is None:
-            self._annotator = SigAnnotator.for_eval(self._run_models().scorer(), "auto", None, self.seed)
-        return self._annotator
-
+        return Consultation(tr, case.n_facts, case.answer, parse_case_message(case_message(view)), 0)

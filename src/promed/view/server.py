@@ -57,7 +57,7 @@ def url_of(sock: socket.socket, host: str) -> str:
 def announce(runs: list[RunDir], cfg: ViewConfig, url: str, echo: Callable[[str], None],
              warn: Callable[[str], None]) -> None:
     echo(f"promed view: {len(runs)} run(s)" + (": " + ", ".join(r.label for r in runs) if runs else "")
-         + ("; live consultations at /live" if cfg.live else ""))
+         + (f"; live consultations at /live (doctor {cfg.doctor})" if cfg.live else ""))
     if is_loopback(cfg.host):
         echo(f"serving on {url} (bound to {cfg.host}: only this machine can connect; Ctrl-C to stop)")
     else:
@@ -66,10 +66,11 @@ def announce(runs: list[RunDir], cfg: ViewConfig, url: str, echo: Callable[[str]
         echo(f"serving on {url} (bound to {cfg.host}; Ctrl-C to stop)")
 
 
-def _live_desk():
+def _live_desk(cfg: ViewConfig):
     from promed.view.live import LiveDesk
+    from promed.view.session import Clinic
 
-    return LiveDesk()
+    return LiveDesk(Clinic(doctor=cfg.doctor))  # a bad --doctor is an input error before anything listens
 
 
 def serve(paths: Sequence[Path], cfg: ViewConfig, echo: Callable[[str], None] = print,
@@ -81,10 +82,10 @@ def serve(paths: Sequence[Path], cfg: ViewConfig, echo: Callable[[str], None] = 
 
     from promed.view.app import create_app
 
+    live = _live_desk(cfg) if cfg.live else None
     sock = bind(cfg.host, cfg.port)
     # Host-header check: loopback names only, unless serving other machines (or an IPv6 literal, whose Host header
     # the check cannot parse)
-    live = _live_desk() if cfg.live else None
     app = create_app(runs, allowed_hosts=None if is_loopback(cfg.host) and ":" not in cfg.host else ["*"],
                      live=live)
     announce(runs, cfg, url_of(sock, cfg.host), echo, warn)
