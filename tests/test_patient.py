@@ -107,9 +107,14 @@ def test_fact_patient_is_a_patient_and_replies_verbatim(embedder):
 def test_fact_patient_reply_structure(embedder, synth_cases):
     p = FactPatient(embedder=embedder, threshold=0.2, max_facts=3, margin=float("inf"))
     cases = synth_cases[:10]
-    out = p.reply(cases, ["Tell me about your symptoms and your history."] * len(cases))
+    for q, cap in (("Tell me about your symptoms and your history.", p.config.max_broad_facts),  # broad: a section
+                   ("Have you had any cough or chest pain?", 3)):  # specific: retrieval's max_facts
+        out = p.reply(cases, [q] * len(cases))
+        for case, (text, ids) in zip(cases, out):
+            assert list(ids) == sorted(set(ids)) and len(ids) <= cap
+            assert set(ids) <= set(safe_fact_ids(case))
+            assert text == (" ".join(case.facts[i].text for i in ids) if ids else REFUSAL)
     for case, (text, ids) in zip(cases, out):
-        assert list(ids) == sorted(set(ids)) and len(ids) <= 3
         assert set(ids) <= set(safe_fact_ids(case))
         assert text == (" ".join(case.facts[i].text for i in ids) if ids else REFUSAL)
 
@@ -152,7 +157,9 @@ def test_fact_patient_rejects_bad_input(embedder):
 
 def test_fact_patient_recall_on_synthclinic(embedder, synth_cases):
     """Targeted knowledge-base questions reveal their fact; questions about undocumented findings mostly get the
-    refusal. Measured on 300 test cases by benchmarks/patient_retrieval.py: hit 0.90, refusal of absent 0.79."""
+    refusal. Measured on 300 test cases by benchmarks/patient_real.py: hit 0.963, refusal of absent 0.662 (the
+    previous release: 0.903 / 0.788; the lower threshold that answers real clinicians' questions lets more near
+    misses through)."""
     p = FactPatient(embedder=embedder)
     cases, qs, gold = [], [], []
     for c in synth_cases:
@@ -161,14 +168,14 @@ def test_fact_patient_recall_on_synthclinic(embedder, synth_cases):
                 cases.append(c), qs.append(question_for_fact(f)), gold.append(f.id)
     out = p.reply(cases, qs)
     hit = np.mean([g in ids for g, (_, ids) in zip(gold, out)])
-    assert hit >= 0.85, hit
+    assert hit >= 0.9, hit
     absent_cases, absent_qs = [], []
     for c in synth_cases:
         known = {f.finding.code for f in c.facts}
         for _, q in candidate_questions(c.options, known, initial_findings=c.initial_findings)[:3]:
             absent_cases.append(c), absent_qs.append(q)
     refused = np.mean([ids == () for _, ids in p.reply(absent_cases, absent_qs)])
-    assert refused >= 0.7, refused
+    assert refused >= 0.55, refused
 
 
 def test_first_person_keys():

@@ -248,6 +248,33 @@ def run_grpo_cmd(cfg, progress: bool) -> None:
                f"{summary['wall_s']:.0f} s; {state} {summary['model_dir']} (curves: {cfg.out}/curves.png)")
 
 
+# ---- patient -----------------------------------------------------------------------------------------------------
+
+
+def patient_spec() -> CommandSpec:
+    from promed.runs.patient import PatientRunConfig
+
+    items = (*DATA_OPTS, Opt("data.data_seed"), Opt("questions"), Opt("simulator.kind", ("--patient",)), Opt("model"),
+             Opt("batch_size"), Opt("out"), Opt("overwrite", ("--overwrite",)), *SERVER_OPTS, PROGRESS)
+    return CommandSpec("patient", "Benchmark a patient simulator: answer a JSONL file of questions (OUT/replies.jsonl) "
+                       "and score the revealed facts against the expected ones: precision, recall, F1, refusals of "
+                       "unanswerable questions, per kind (OUT/summary.json).", PatientRunConfig, items,
+                       run_patient_cmd)
+
+
+def run_patient_cmd(cfg, progress: bool) -> None:
+    from promed.eval.report import patient_rich_table
+    from promed.runs.patient import run_patient
+
+    with input_errors():
+        res = run_patient(cfg, progress=progress)
+    s = res.summary
+    _table(patient_rich_table(res.overall, res.by_kind, title=f"patient {cfg.simulator.kind} on {cfg.questions}"))
+    speed = f" ({s['questions_per_second']:.1f} questions/s)" if s["questions_per_second"] else ""
+    typer.echo(f"{s['n_questions']} questions in {s['wall_seconds']:.1f} s{speed}; wrote {cfg.out}/replies.jsonl "
+               f"and {cfg.out}/summary.json")
+
+
 # ---- view --------------------------------------------------------------------------------------------------------
 
 
@@ -257,9 +284,10 @@ def view_spec() -> CommandSpec:
     items = (Extra("runs", Optional[list[Path]],
                    typer.Argument(None, help="Run directories (promed eval, sig, mcts, sft, stage1 outputs; nested "
                                              "runs are found too).", metavar="RUN_DIR", show_default=False)),
-             Opt("host"), Opt("port"), Opt("live", ("--live",)))
+             Opt("host"), Opt("port"), Opt("live", ("--live",)), Opt("doctor"))
     return CommandSpec("view", "Browse runs in a local web viewer: summary, consultations with SIG and Shapley "
-                       "values, side-by-side doctors, training curves; --live: consult a case yourself.",
+                       "values, side-by-side doctors, training curves; --live: consult a case yourself, as the "
+                       "doctor or as the patient.",
                        ViewConfig, items, run_view_cmd, config_file=False)
 
 
@@ -268,6 +296,25 @@ def run_view_cmd(cfg, runs: list[Path] | None) -> None:
 
     with input_errors():
         serve(runs or [], cfg, echo=typer.echo, warn=lambda line: typer.echo(line, err=True))
+
+
+# ---- chat --------------------------------------------------------------------------------------------------------
+
+
+def chat_spec() -> CommandSpec:
+    from promed.view.config import ChatConfig
+
+    items = (Opt("role"), Opt("case"), Opt("split"), Opt("doctor"), Opt("seed"))
+    return CommandSpec("chat", "A live consultation of a SynthClinic case in the terminal: as the doctor (ask, "
+                       "answer, compare with greedy-eig and --doctor) or as the patient (--doctor asks, you reply).",
+                       ChatConfig, items, run_chat_cmd, config_file=False)
+
+
+def run_chat_cmd(cfg) -> None:
+    from promed.view.chat import run_chat
+
+    with input_errors():
+        run_chat(cfg)
 
 
 # ---- run ---------------------------------------------------------------------------------------------------------
@@ -304,9 +351,11 @@ def run_run_cmd(cfg, progress: bool) -> None:
 SPECS: dict[str, Callable[[], CommandSpec]] = {
     "eval": eval_spec, "data": data_spec, "sig": sig_spec, "mcts": mcts_spec, "sft": sft_spec,
     "stage1": stage1_spec, "pretrain": pretrain_spec, "grpo": grpo_spec, "run": run_spec,
-    "view": view_spec,
+    "view": view_spec, "patient": patient_spec,
+    "chat": chat_spec,
 }
-COMMANDS = ("eval", "data", "sig", "mcts", "sft", "stage1", "pretrain", "grpo", "run", "figure", "view")
+COMMANDS = ("eval", "data", "sig", "mcts", "sft", "stage1", "pretrain", "grpo", "run", "patient", "figure", "view",
+            "chat")
 
 
 class LazyGroup(TyperGroup):

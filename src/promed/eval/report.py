@@ -1,14 +1,17 @@
-"""Result tables: markdown for ``table.md`` and a rich table for the terminal."""
+"""Result tables: markdown for ``table.md`` and a rich table for the terminal; ``promed patient``'s table."""
 
 from __future__ import annotations
 
 from promed.eval.metrics import Metrics
+from promed.eval.patient_metrics import PatientScores
 
 COLUMNS = ("doctor", "accuracy", "95% CI", "questions", "fact recall", "SIG/question", "SIG total",
            "invalid", "truncated", "n")
 
 
 SAMPLED_COLUMNS = ("sampled acc", "pass@G")
+PATIENT_COLUMNS = ("kind", "questions", "labelled", "precision", "recall", "F1", "unanswerable",
+                   "refused (unanswerable)", "answered")
 
 
 def _sampled(results: dict[str, Metrics]) -> bool:
@@ -49,4 +52,20 @@ def rich_table(results: dict[str, Metrics], title: str = ""):
         table.add_column(c, justify="left" if c == "doctor" else "right")
     for name, m in results.items():
         table.add_row(*_row(name, m, _sampled(results)))
+    return table
+
+
+def patient_rich_table(overall: PatientScores, by_kind: dict[str, PatientScores], title: str = ""):
+    """``promed patient``'s table: one row for all questions, then one per kind (``-``: undefined)."""
+    from rich.table import Table
+
+    def num(x: float | None) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
+    table = Table(title=title or None)
+    for c in PATIENT_COLUMNS:
+        table.add_column(c, justify="left" if c == "kind" else "right")
+    for name, s in (("all", overall), *by_kind.items()):
+        table.add_row(name, str(s.n_questions), str(s.n_labelled), num(s.precision), num(s.recall), num(s.f1),
+                      str(s.n_unanswerable), num(s.refusal_rate_unanswerable), num(s.answered_rate))
     return table

@@ -12,19 +12,34 @@ Why: this is the deterministic, cheap, exactly-labelled patient the environment 
 Verbatim facts keep the reply grounded: it cannot state anything the case does not, and in particular it cannot
 state an option or the answer (the guard's safe-fact rule plus a final scan).
 
-Retrieval keys (a deviation from plain question-vs-fact similarity): each fact is embedded through a rule-based
-first-person rewrite (:func:`first_person`: "She denies fever." -> "I have not had any fever.", "He has never
-smoked." -> "I have never smoked."), because the doctor asks in the second person ("Do you smoke?") and MiniLM
-scores "you"/"I" pairs markedly higher than "you"/"he" pairs. Only the key changes: the reply is still the
-original fact text. On the benchmark's held-out SynthClinic questions this raised F1 from 0.74 to 0.84
-(MediQ hand set: 0.73 to 0.75)
-(``first_person_keys=False`` restores plain keys).
+How a question is answered (in order):
 
-Batching: one ``Embedder.encode`` for all new question texts and one for all fact keys of the call; embeddings
-are cached by text, so a case's facts are embedded once per process.
+1. **Questions about the answer are refused**: one that asks for the diagnosis or the answer, or names an option
+   (:func:`~promed.patient.guard.asks_for_answer`), gets :data:`~promed.patient.guard.REFUSAL`.
+2. **Broad questions** ("What did the physical examination show?", "Any allergies?", "What are his vital signs?":
+   :mod:`promed.patient.intent`) reveal the safe facts of the record sections they name
+   (:mod:`promed.patient.categories`, tagged once per case), in case order, at most ``max_broad_facts`` (6) per
+   reply: a chart read aloud, bounded so that one question cannot empty the record. A broad question about an empty
+   section falls through to retrieval.
+3. **Specific questions** ("Any fever?", "What was her hemoglobin?") go through retrieval: similarity is the higher
+   of the question's and its glossary expansion's (:mod:`promed.patient.glossary`: "tummy" also says "abdomen")
+   cosine to each fact's two keys, the fact as written and its rule-based first-person rewrite
+   (:func:`first_person`: "She denies fever." -> "I have not had any fever."; doctors ask both "Do you...?" and "Is
+   his...?"); facts of the sections the question's words point to get ``hint_bonus`` and facts containing one of its
+   glossary terms word for word ``term_bonus``; facts at least ``threshold`` and within ``margin`` of the best are
+   candidates and the ``max_facts`` best are revealed. Pertinent negatives are facts like any other ("Any fever?" ->
+   "He denied fever.").
 
-Defaults were tuned by ``benchmarks/patient_retrieval.py`` (F1 on SynthClinic question->fact labels with
-off-topic, absent-finding and adversarial questions as negatives, plus a small hand-labelled MediQ question set).
+Only the keys change: the reply is always the original fact texts.
+
+Batching: one ``Embedder.encode`` for all new question texts (and one for their expansions) and one per key kind for
+all facts of the call; embeddings are cached by text, so a case's facts are embedded once per process.
+
+Defaults were tuned by ``benchmarks/patient_real.py`` on the *tune* half of 306 hand-written questions on 44 MediQ
+cases (grid over threshold, margin and the two bonuses; the test half held out), after ``benchmarks/
+patient_retrieval.py`` had tuned the previous release's retrieval on SynthClinic. ``both_keys``, ``glossary``,
+``broad``, ``refuse_answer_questions`` off and the bonuses at 0, with threshold 0.525 and margin 0.025, give the
+previous release's patient.
 """
 
 from __future__ import annotations
@@ -36,17 +51,22 @@ from typing import Sequence
 
 import numpy as np
 
+from promed.patient.categories import case_categories
 from promed.patient.embed import Embedder, default_embedder
-from promed.patient.guard import REFUSAL, guard_reply, safe_fact_ids
+from promed.patient.glossary import expand_question, term_pattern
+from promed.patient.guard import REFUSAL, asks_for_answer, guard_reply, safe_fact_ids
+from promed.patient.intent import read_question
 from promed.types import Case
 
-# Tuned by benchmarks/patient_retrieval.py: max of the mean micro-F1 on SynthClinic val questions and 65 hand-written
-# MediQ questions, at max_facts 3 (grid: threshold 0.30-0.80 step 0.025 x margin). Held-out SynthClinic test:
-# P 0.790 R 0.903 F1 0.843; MediQ hand set (in-sample): P 0.950 R 0.623 F1 0.752. SynthClinic alone would pick
-# ~0.575 (its questions share the facts' key words); real questions need a lower threshold.
-DEFAULT_THRESHOLD = 0.525
-DEFAULT_MARGIN = 0.025
+# Tuned by benchmarks/patient_real.py on the tune half of the hand-written MediQ questions (micro-F1; grid: threshold
+# 0.35-0.60 step 0.025 x margin 0.05-0.2 x hint bonus 0.05-0.2 x term bonus 0-0.2, max_facts 3); a plateau point
+# rather than the grid's edge. Figures (tune, held-out test, SynthClinic) are in BENCHMARKS.md.
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_MARGIN = 0.1
 DEFAULT_MAX_FACTS = 3
+DEFAULT_MAX_BROAD_FACTS = 6
+DEFAULT_HINT_BONUS = 0.15
+DEFAULT_TERM_BONUS = 0.15
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,46 @@ class FactPatientConfig:
     first_person_keys: bool = field(
         default=True, metadata={"help": "embed facts through their first-person rewrite (the reply stays verbatim)"}
     )
+    both_keys: bool = field(
+        default=True,
+        metadata={"help": "embed each fact both as written and through its first-person rewrite; a question's "
+                          "similarity to the fact is the larger (doctors ask 'Do you...?' and 'Is his...?')"},
+    )
+    glossary: bool = field(
+        default=True,
+        metadata={"help": "also match the question with its lay/clinical synonyms (promed.patient.glossary); the "
+                          "higher similarity counts"},
+    )
+    term_bonus: float = field(
+        default=DEFAULT_TERM_BONUS,
+        metadata={"help": "similarity added to a fact that contains one of the question's glossary terms word for "
+                          "word ('Any fever?' -> 'Her temperature is 38.1 C')"},
+    )
+    refuse_answer_questions: bool = field(
+        default=True,
+        metadata={"help": "refuse a question that asks for the diagnosis or the answer or names an option "
+                          "(promed.patient.guard.asks_for_answer) instead of retrieving look-alike facts"},
+    )
+    broad: bool = field(
+        default=True,
+        metadata={"help": "answer a broad question (one naming a whole section: 'What did the examination show?') "
+                          "with that section's facts (promed.patient.intent, promed.patient.categories)"},
+    )
+    max_broad_facts: int = field(
+        default=DEFAULT_MAX_BROAD_FACTS,
+        metadata={"help": "max facts revealed by one broad question (the section's first ones, in case order)"},
+    )
+    hint_bonus: float = field(
+        default=DEFAULT_HINT_BONUS,
+        metadata={"help": "similarity added to facts of the sections a specific question points to "
+                          "('temperature' -> vital signs) before the threshold"},
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_facts < 1:
+            raise ValueError(f"max_facts must be >= 1, got {self.max_facts}")
+        if self.max_broad_facts < 1:
+            raise ValueError(f"max_broad_facts must be >= 1, got {self.max_broad_facts}")
 
 
 class FactPatient:
@@ -82,15 +142,15 @@ class FactPatient:
         margin: float = DEFAULT_MARGIN,
         embedder: Embedder | None = None,
         first_person_keys: bool = True,
+        *,
+        config: FactPatientConfig | None = None,
     ):
-        if max_facts < 1:
-            raise ValueError(f"max_facts must be >= 1, got {max_facts}")
-        self.config = FactPatientConfig(threshold, max_facts, margin, first_person_keys)
+        self.config = config or FactPatientConfig(threshold, max_facts, margin, first_person_keys)
         self._embedder = embedder
 
     @classmethod
     def from_config(cls, config: FactPatientConfig, embedder: Embedder | None = None) -> "FactPatient":
-        return cls(config.threshold, config.max_facts, config.margin, embedder, config.first_person_keys)
+        return cls(embedder=embedder, config=config)
 
     @property
     def embedder(self) -> Embedder:
@@ -102,20 +162,40 @@ class FactPatient:
         """Per pair, the cosine similarity of the question to every fact of the case (shape ``(n_facts,)``)."""
         if len(cases) != len(questions):
             raise ValueError(f"{len(cases)} cases but {len(questions)} questions")
+        cfg = self.config
         q = self.embedder.encode([s.strip() for s in questions])
-        key = first_person if self.config.first_person_keys else str.strip
-        keys = [[key(f.text) for f in c.facts] for c in cases]
-        texts = list(dict.fromkeys(k for ks in keys for k in ks))
-        row = {t: i for i, t in enumerate(texts)}
-        fe = self.embedder.encode(texts)
-        return [fe[[row[k] for k in ks]] @ q[i] if ks else np.zeros(0) for i, ks in enumerate(keys)]
+        if cfg.glossary:
+            expanded = [expand_question(s) for s in questions]
+            qx = self.embedder.encode(expanded)
+        keyings = ([first_person] if cfg.first_person_keys else []) + ([str.strip] if cfg.both_keys or not
+                                                                      cfg.first_person_keys else [])
+        per_key = []
+        for key in keyings:
+            keys = [[key(f.text) for f in c.facts] for c in cases]
+            texts = list(dict.fromkeys(k for ks in keys for k in ks))
+            row = {t: i for i, t in enumerate(texts)}
+            fe = self.embedder.encode(texts)
+            per_key.append([fe[[row[k] for k in ks]] @ q[i] if ks else np.zeros(0) for i, ks in enumerate(keys)])
+            if cfg.glossary:
+                per_key.append([fe[[row[k] for k in ks]] @ qx[i] if ks else np.zeros(0)
+                                for i, ks in enumerate(keys)])
+        return [np.maximum.reduce([pk[i] for pk in per_key]) for i in range(len(cases))]
 
-    def select(self, case: Case, sims: np.ndarray) -> tuple[int, ...]:
-        """The fact ids revealed for one pair given its similarity row (safe facts only), sorted."""
+    def select(self, case: Case, sims: np.ndarray, question: str | None = None) -> tuple[int, ...]:
+        """The fact ids revealed for one pair given its similarity row (safe facts only), sorted.
+
+        With ``question`` (and ``broad`` on) a broad question reveals its sections' facts (see
+        :meth:`broad_ids`); otherwise, and when those sections are empty, the retrieval rule applies, with
+        ``hint_bonus`` added to the facts of the sections the question points to."""
         cfg = self.config
         safe = np.asarray(safe_fact_ids(case), dtype=int)
         if safe.size == 0:
             return ()
+        if question is not None:
+            ids = self.broad_ids(case, question)
+            if ids:
+                return ids
+            sims = sims + self.bonuses(case, question)
         s = sims[safe]
         best = float(s.max())
         keep = (s >= cfg.threshold) & (s >= best - cfg.margin)
@@ -125,10 +205,39 @@ class FactPatient:
         order = np.argsort(-sims[cand], kind="stable")[: cfg.max_facts]
         return tuple(sorted(int(i) for i in cand[order]))
 
+    def bonuses(self, case: Case, question: str) -> np.ndarray:
+        """What is added to each fact's similarity for a specific question: ``hint_bonus`` for facts of the
+        sections its words point to, ``term_bonus`` for facts containing one of its glossary terms."""
+        cfg = self.config
+        out = np.zeros(case.n_facts, dtype=np.float32)
+        if cfg.hint_bonus:
+            hints = read_question(question).hints
+            if hints:
+                out += cfg.hint_bonus * np.array([c in hints for c in case_categories(case)], dtype=np.float32)
+        if cfg.term_bonus and cfg.glossary:
+            pattern = term_pattern(question)
+            if pattern is not None:
+                out += cfg.term_bonus * np.array([bool(pattern.search(f.text)) for f in case.facts],
+                                                 dtype=np.float32)
+        return out
+
+    def broad_ids(self, case: Case, question: str) -> tuple[int, ...]:
+        """The facts a broad question reveals: the safe facts of the sections it names, in case order, at most
+        ``max_broad_facts``; ``()`` for a specific question, when ``broad`` is off or the sections are empty."""
+        if not self.config.broad:
+            return ()
+        intent = read_question(question)
+        if not intent.broad:
+            return ()
+        cats = case_categories(case)
+        ids = [i for i in safe_fact_ids(case) if cats[i] in intent.sections]
+        return tuple(ids[: self.config.max_broad_facts])
+
     def reply(self, cases: Sequence[Case], questions: Sequence[str]) -> list[tuple[str, tuple[int, ...]]]:
         out: list[tuple[str, tuple[int, ...]]] = []
-        for case, sims in zip(cases, self.similarities(cases, questions)):
-            ids = self.select(case, sims)
+        for case, question, sims in zip(cases, questions, self.similarities(cases, questions)):
+            ids = () if self.config.refuse_answer_questions and asks_for_answer(case, question) else \
+                self.select(case, sims, question)
             if not ids:
                 out.append((REFUSAL, ()))
                 continue

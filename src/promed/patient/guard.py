@@ -105,6 +105,23 @@ def is_safe(case: Case, text: str) -> bool:
     return not has_letter_answer(text)
 
 
+_ASKS_ANSWER = re.compile(
+    r"\b(?:the|my|your|a|his|her|final|likely|working) diagnosis\b|\bdiagnose me\b|\bwhat(?:'s| is) wrong with me\b"
+    r"|\bwhat do (?:i|you think i) have\b|\b(?:which|what) (?:option|answer|choice|letter)\b"
+    r"|\b(?:correct|right|best) (?:answer|option|choice|letter)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_answer(case: Case, question: str) -> bool:
+    """Whether a doctor's question asks for the diagnosis or the answer, or names an answer option ("Do I have
+    acute cystitis?", "What is the diagnosis?", "Is the answer B?"). A patient does not know the answer, so
+    :class:`~promed.patient.fact.FactPatient` refuses such questions outright instead of retrieving facts that
+    merely resemble the option (rule 4's question side; a deliberate deviation: a history question that names an
+    option, such as "Do you take aspirin?" when aspirin is an option, is refused too)."""
+    return not is_safe(case, question) or _ASKS_ANSWER.search(question) is not None
+
+
 @functools.lru_cache(maxsize=4096)
 def safe_fact_ids(case: Case) -> tuple[int, ...]:
     """Ids of the hidden facts a patient may reveal (rule 3), in fact order."""

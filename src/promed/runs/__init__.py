@@ -7,6 +7,8 @@
   input and output paths), :func:`~promed.runs.sft.run_sft_command`.
 * :mod:`promed.runs.stage1` - ``promed stage1``: :class:`~promed.runs.stage1.Stage1Config`,
   :func:`~promed.runs.stage1.run_stage1` (MCTS -> SFT -> evaluation).
+* :mod:`promed.runs.patient` - ``promed patient``: :class:`~promed.runs.patient.PatientRunConfig`,
+  :func:`~promed.runs.patient.run_patient` (a patient simulator answers a file of questions, scored).
 
 ``promed eval``'s runner is :func:`promed.eval.evaluate.run_eval` (its config, :class:`promed.config.EvalConfig`).
 Each runner writes ``manifest.json`` with the full resolved config (nested stage configs included).
