@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from patient_retrieval import MEDIQ, OFF_TOPIC, leaked, question_set  # noqa: E402
+from patient_retrieval import MEDIQ, leaked, question_set  # noqa: E402
 
 from promed.data.cases import load_cases  # noqa: E402
 from promed.data.synthclinic import generate_cases  # noqa: E402

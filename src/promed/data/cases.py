@@ -38,7 +38,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from promed.types import LETTERS, Case, Fact, Finding, Option
 
@@ -227,6 +227,23 @@ def _open(path: Path):
         raise DataError(path, None, None, f"cannot read ({err.strerror or err})") from None
 
 
+def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file; :class:`DataError` (file, line) for a line
+    that is not UTF-8, not JSON or not a JSON object."""
+    with _open(path) as fh:
+        for lineno, raw_bytes in enumerate(fh, start=1):
+            raw = _text(raw_bytes, path, lineno)
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise DataError(path, lineno, "<json>", f"not valid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(rec, dict):
+                raise DataError(path, lineno, "<json>", f"expected a JSON object per line, got {_json_type(rec)}")
+            yield lineno, rec
+
+
 def load_cases(path: str | Path, initial: str = "first-sentence", fmt: str = "auto", limit: int | None = None) -> LoadResult:
     """Load cases from a JSONL file (MediQ or generic; ``fmt="auto"`` decides per file from the first record).
 
@@ -239,30 +256,20 @@ def load_cases(path: str | Path, initial: str = "first-sentence", fmt: str = "au
     cases: list[Case] = []
     skipped: Counter[str] = Counter()
     seen: set[str] = set()
-    with _open(path) as fh:
-        for lineno, raw_bytes in enumerate(fh, start=1):
-            raw = _text(raw_bytes, path, lineno)
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise DataError(path, lineno, "<json>", f"not valid JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(rec, dict):
-                raise DataError(path, lineno, "<json>", f"expected a JSON object per line, got {_json_type(rec)}")
-            if fmt == "auto":
-                fmt = detect_format(rec)
-            made = _make_case(rec, fmt, initial, path, lineno)
-            cid = made.id if isinstance(made, Case) else _case_id(rec, path, lineno)
-            if cid in seen:
-                raise DataError(path, lineno, "id", f"duplicate id {cid!r}")
-            seen.add(cid)
-            if isinstance(made, str):
-                skipped[made] += 1
-                continue
-            cases.append(made)
-            if limit is not None and len(cases) >= limit:
-                break
+    for lineno, rec in jsonl_objects(path):
+        if fmt == "auto":
+            fmt = detect_format(rec)
+        made = _make_case(rec, fmt, initial, path, lineno)
+        cid = made.id if isinstance(made, Case) else _case_id(rec, path, lineno)
+        if cid in seen:
+            raise DataError(path, lineno, "id", f"duplicate id {cid!r}")
+        seen.add(cid)
+        if isinstance(made, str):
+            skipped[made] += 1
+            continue
+        cases.append(made)
+        if limit is not None and len(cases) >= limit:
+            break
     if not cases:
         n = sum(skipped.values())
         if not n:

@@ -20,12 +20,11 @@ question, and a file without questions.
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from promed.data.cases import DataError, _json_type, _open, _text
+from promed.data.cases import DataError, _json_type, jsonl_objects
 from promed.types import Case
 
 FIELDS = ("case_id", "question", "kind", "facts")
@@ -54,19 +53,7 @@ def load_questions(path: str | Path, cases: Sequence[Case]) -> list[PatientQuest
     """
     path = Path(path)
     n_facts = {c.id: c.n_facts for c in cases}
-    out: list[PatientQuestion] = []
-    with _open(path) as fh:
-        for lineno, raw_bytes in enumerate(fh, start=1):
-            raw = _text(raw_bytes, path, lineno)
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise DataError(path, lineno, "<json>", f"not valid JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(rec, dict):
-                raise DataError(path, lineno, "<json>", f"expected a JSON object per line, got {_json_type(rec)}")
-            out.append(_question(rec, n_facts, path, lineno))
+    out = [_question(rec, n_facts, path, lineno) for lineno, rec in jsonl_objects(path)]
     if not out:
         raise DataError(path, None, None, "no questions: the file is empty (expected one JSON object per line)")
     return out
