@@ -1,14 +1,15 @@
 """The fact patient on real clinicians' questions (issue 12): labelled MediQ questions, SynthClinic, doctors, speed.
 
-Part 1 - hand-written questions on 44 MediQ dev cases (``benchmarks/data/mediq_patient_{tune,test}.jsonl``: 146 +
-160 questions, written for this issue by a helper who did not see the patient's code; specific, broad, negative and
-unanswerable; expected answers as fact indices). The new defaults (threshold, margin, bonuses, broad cap) were chosen
-on the *tune* half (grid over threshold x margin x hint bonus x term bonus); the *test* half is held out. Reported:
-micro precision/recall/F1 over (question, fact) pairs, refusal of unanswerable questions, per kind, for the old
-patient (the retrieval of the previous release), the new one, and the new one with each part switched off.
+Part 1 - hand-written questions on 66 MediQ dev cases (``benchmarks/data/mediq_patient_{tune,dev,test}.jsonl``:
+146 + 176 + 160 questions on 22 cases each, written for this issue by helpers who did not see the patient's code;
+specific, broad, negative and unanswerable; expected answers as fact indices). The patient's rules and defaults
+(threshold, margin, bonuses) were developed on *tune* and then *dev* (grid over threshold x margin x hint bonus x term
+bonus on both); *test* is held out. Reported: micro precision/recall/F1 over (question, fact) pairs, refusal of
+unanswerable questions, per kind, for the old patient (the retrieval of the previous release), the new one, and the
+new one with each part switched off.
 
-Part 2 - the fact-category tagger against the hand labels of the same 44 cases (``mediq_fact_categories.jsonl``;
-the rules were written looking at the tune half's errors only).
+Part 2 - the fact-category tagger against the hand labels of the same cases (``mediq_fact_categories.jsonl``,
+``mediq_fact_categories_dev.jsonl``; the rules were written looking at the tune and dev errors only).
 
 Part 3 - SynthClinic (held-out test split): targeted-fact hit rate, precision/recall, refusals of absent-finding,
 off-topic and adversarial questions, and leaks (an independent scan) for both patients.
@@ -47,7 +48,8 @@ from promed.patient.categories import case_categories  # noqa: E402
 DATA = Path(__file__).resolve().parent / "data"
 KINDS = ("specific", "broad", "negative", "unanswerable")
 # The patient of the previous release: first-person keys only, no glossary, no sections, no bonuses.
-OLD = FactPatientConfig(threshold=0.525, margin=0.025, max_facts=3, both_keys=False, glossary=False, broad=False,
+OLD = FactPatientConfig(threshold=0.525, margin=0.025, max_facts=3, both_keys=False, clause_keys=False, glossary=False,
+                        broad=False,
                         hint_bonus=0.0, term_bonus=0.0, refuse_answer_questions=False)
 NEW = FactPatientConfig()
 ABLATIONS = (
@@ -55,6 +57,8 @@ ABLATIONS = (
     ("new, no glossary", {"glossary": False}),
     ("new, first-person keys only", {"both_keys": False}),
     ("new, no section hint bonus", {"hint_bonus": 0.0}),
+    ("new, no clause keys", {"clause_keys": False}),
+    ("new, no refusal of answer questions", {"refuse_answer_questions": False}),
 )
 
 
@@ -82,7 +86,7 @@ def score_line(name: str, rows: list[dict], revealed: list) -> str:
 
 def part_labelled(by_id: dict) -> None:
     print("== 1. hand-written MediQ questions ==")
-    for split in ("tune", "test"):
+    for split in ("tune", "dev", "test"):
         rows = labelled(split)
         kinds = Counter(r["kind"] for r in rows)
         print(f"\n{split}: {len(rows)} questions on {len({r['case_id'] for r in rows})} cases "
@@ -100,8 +104,9 @@ def part_labelled(by_id: dict) -> None:
 
 def part_categories(by_id: dict) -> None:
     print("\n== 2. fact-category tagger vs hand labels ==")
-    rows = [json.loads(line) for line in (DATA / "mediq_fact_categories.jsonl").open()]
-    for split in ("tune", "test"):
+    rows = [json.loads(line) for name in ("mediq_fact_categories.jsonl", "mediq_fact_categories_dev.jsonl")
+            for line in (DATA / name).open()]
+    for split in ("tune", "dev", "test"):
         ok = n = 0
         errors: Counter = Counter()
         for r in rows:

@@ -86,6 +86,8 @@ def test_fact_category_precedence(text, want):
     ("Any allergies?", ("allergies",)),
     ("What were your vital signs, and what did the blood work show?", ("vital_signs", "labs")),
     ("Is there any illness that runs in your family?", ("family",)),
+    ("Does anyone in your family have any medical problems?", ("family",)),  # family history, not past history
+    ("What did you find when you examined him? Anything on the ear exam?", ("examination",)),  # read part by part
 ])
 def test_broad_questions(question, sections):
     intent = read_question(question)
@@ -102,6 +104,23 @@ def test_broad_questions(question, sections):
 def test_specific_questions_keep_their_hint(question, hint):
     intent = read_question(question)
     assert not intent.broad and intent.residue and hint in intent.hints
+
+
+def test_mixed_and_scoped_questions():
+    mixed = read_question("Any allergies, and do you smoke?")
+    assert mixed.broad and mixed.mixed and mixed.sections == ("allergies",) and "smoke" in mixed.residue
+    scoped = read_question("What did the eye examination show?")
+    assert not scoped.broad and scoped.scoped == ("examination",) and scoped.residue == "eye"
+
+
+def test_clauses_split_lists_of_findings():
+    from promed.patient.fact import clauses
+
+    assert clauses("His temperature is 37.2°C (99°F), pulse is 92/min, and blood pressure is 138/86 mm Hg.") == [
+        "His temperature is 37.2°C (99°F)", "pulse is 92/min", "blood pressure is 138/86 mm Hg"]
+    assert clauses("Leukocyte count is 15,000/mm3.") == []  # one clause; the thousands separator is not a split
+    assert "bleeding gums for the past 3 weeks" in clauses(
+        "He has had fever, fatigue, generalized weakness, and bleeding gums for the past 3 weeks.")
 
 
 def test_synthclinic_knowledge_base_questions_are_specific():
@@ -145,6 +164,26 @@ def test_specific_questions_and_pertinent_negatives(patient):
     assert 13 in got[3]
     assert 11 in got[4]
     assert got[5] == ()
+
+
+def test_mixed_question_adds_retrieval_to_the_section(patient):
+    case = chart_case()
+    alone = set(patient.reply([case], ["What did the blood tests show?"])[0][1])
+    both = set(patient.reply([case], ["What did the blood tests show, and do you smoke?"])[0][1])
+    assert alone == {11, 12} and both >= alone and 5 in both
+
+
+def test_scoped_question_may_reveal_more_than_max_facts(patient):
+    """A question about part of a section ("the lung and liver examination") may reveal up to max_broad_facts; a
+    plain specific question at most max_facts (here with the threshold and margin out of the way)."""
+    case = chart_case()
+    loose = FactPatient(embedder=patient.embedder,
+                        config=FactPatientConfig(threshold=-1.0, margin=float("inf"), max_facts=3, max_broad_facts=5))
+    scoped = "What did the lung and liver examination show?"
+    assert read_question(scoped).scoped == ("examination",)
+    assert len(loose.reply([case], [scoped])[0][1]) == 5
+    assert len(loose.reply([case], ["Do you cough at night?"])[0][1]) == 3
+    assert 10 in patient.reply([case], [scoped])[0][1]
 
 
 def test_broad_off_matches_the_retrieval_rule(patient):
@@ -197,13 +236,16 @@ def test_labelled_question_files_are_valid(mediq_path):
 
     cases = load_cases(mediq_path).cases
     n = 0
-    for split in ("tune", "test"):
+    for split in ("tune", "dev", "test"):
         qs = load_questions(DATA / f"mediq_patient_{split}.jsonl", cases)
         assert {q.kind for q in qs} == {"specific", "broad", "negative", "unanswerable"}
         n += len(qs)
-    assert n >= 150
+    assert n >= 450
     by_id = {c.id: c for c in cases}
-    for line in (DATA / "mediq_fact_categories.jsonl").read_text().splitlines():
+    lines = [line for name in ("mediq_fact_categories.jsonl", "mediq_fact_categories_dev.jsonl")
+             for line in (DATA / name).read_text().splitlines()]
+    assert len(lines) == 66
+    for line in lines:
         rec = json.loads(line)
         assert len(rec["categories"]) == by_id[rec["case_id"]].n_facts
         assert set(rec["categories"]) <= set(CATEGORIES)

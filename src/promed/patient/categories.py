@@ -14,8 +14,9 @@ finding; the same rules tag them (their templates are clinical sentences like Me
 
 Why rules and not a trained classifier: the categories are defined by section vocabulary ("examination shows",
 "serum", "mm Hg", "family history") that rules read exactly, every decision is explainable, and tagging costs
-microseconds with no model. Accuracy against hand labels (44 MediQ cases written for issue 12, split tune/test;
-the rules were written looking at the tune half only) is measured by ``benchmarks/patient_real.py``.
+microseconds with no model. Accuracy against hand labels (66 MediQ cases labelled for issue 12, split tune/dev/test;
+the rules were written looking at the tune and dev errors only) is measured by ``benchmarks/patient_real.py``; a
+nearest-example MiniLM fallback for facts no rule matches was tried and did not beat the rules on tune.
 
 The categories are used by :class:`~promed.patient.fact.FactPatient` to answer broad questions ("What did the
 examination show?") with the facts of the section asked about (:mod:`promed.patient.intent`).
@@ -57,20 +58,27 @@ def _rx(*parts: str) -> re.Pattern[str]:
 
 _RELATIVE = (r"(?:mother|father|sister|brother|sibling|siblings|parents?|grandmother|grandfather|grandparents?|aunt|"
              r"uncle|cousin|twin|family)")
-_DENY = r"\b(?:denies|denied|deny|no history of|does not|did not|has not|has never|is not|no\b|without)"
 
 # (category, pattern) in precedence order; the first match wins.
 _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("demographics", _rx(r"^(?:a|an) \d+[- ](?:year|month|week|day)s?[- ]old\b[^.]*\b(?:comes|presents|is brought|"
+                         r"visits|is seen)\b[^.]*\bfor (?:a |an |her |his )?(?:routine|annual|yearly|prenatal|well|"
+                         r"follow-up|health maintenance|check|scheduled)",
+                         r"^(?:a|an) \d+[- ](?:year|month|week|day)s?[- ]old\b[^.]*\bis brought to [^.]*\bby (?:her|his|"
+                         r"a|the) \w+\.?$")),
+    ("past_history", _rx(r"\b(?:past |prior |previous )?medical history\b", r"\b(?:otherwise|previously) healthy\b",
+                         r"\bno (?:significant )?(?:past )?medical history\b", r"\bhas (?:a history of )?(?:\w+ ){0,3}"
+                         r"(?:disorder|disease|syndrome)\b(?![^.]*\b(?:for|since) the past\b)")),
+    ("labs", _rx(r"\bblood gas", r"\bp[ao]?CO2\b", r"\bp[ao]?O2\b", r"\bHCO3", r"\bbase excess\b",
+                 r"\bpathogen", r"\bcolonies\b", r"\bagar\b", r"\bneutrophils\b", r"\blymphocytes\b",
+                 r"\beosinophils\b", r"\bmyeloblasts\b", r"\bblasts\b", r"\bisolate[ds]?\b", r"\borganisms?\b")),
     ("allergies", _rx(r"\ballerg", r"\banaphyla")),
     ("family", _rx(r"family history", rf"\b{_RELATIVE}(?:'s|’s)?\s+(?:\w+\s+)?(?:has|had|have|died|was diagnosed|"
                    rf"suffers?|suffered|passed away|history)\b", r"\bfamily members?\b[^.]*\b(?:has|had|have)\b",
                    r"\b(?:mother|father|sister|brother|aunt|uncle|grandmother|grandfather|cousin)\b[^.]*"
                    r"\b(?:cancer|disease|syndrome|diabetes|hypertension|disorder|infarction|stroke)\b",
                    r"\b(?:son|daughter|child|children)\s+(?:\w+\s+)?(?:has|had|have)\s+(?:\w+\s+)?similar\b")),
-    ("past_history", _rx(r"\bpast medical history\b", r"\b(?:otherwise|previously) healthy\b",
-                         r"\bno (?:significant )?(?:past )?medical history\b", r"\bhas (?:a history of )?(?:\w+ ){0,3}"
-                         r"(?:disorder|disease|syndrome)\b(?![^.]*\b(?:for|since) the past\b)")),
-    ("vital_signs", _rx(r"\btemperature\b", r"\bblood pressure\b", r"\bpulse\b(?!\s+oximetry shows? (?:no|an?))",
+    ("vital_signs", _rx(r"\btemperature\b(?! sensation)", r"\bblood pressure\b", r"\bpulse\b(?!\s+oximetry shows? (?:no|an?))",
                         r"\bheart rate\b", r"\brespirat(?:ions|ory rate)\b", r"\b\d+\s*/\s*min\b",
                         r"\boxygen saturation\b", r"\bO2 sat", r"\bSpO2\b", r"\bpulse oximetry\b",
                         r"\bBMI\b", r"\bbody mass index\b", r"\bweighs?\b", r"\bweighed\b", r"\btall\b", r"\bheight\b", r"\bkg/m", r"°\s*[CF]\b", r"\bfebrile\b",
@@ -87,7 +95,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
                         r"\bspirometr", r"\bpulmonary function", r"\bFEV1", r"\bFVC\b", r"\bEEG\b", r"\belectroencephalog", r"\bEMG\b",
                         r"\belectromyog", r"\bnerve conduction", r"\bstress test", r"\bHolter\b",
                         r"\btilt[- ]table\b", r"\baudiometr", r"\bsleep study\b", r"\bpolysomnog", r"\bFNA\b",
-                        r"\bfine[- ]needle", r"\baspirat(?:e|ion)\b[^.]*\b(?:shows?|reveals?)", r"\bsmear\b",
+                        r"\bfine[- ]needle", r"\baspirat(?:e|ion)\b[^.]*\b(?:shows?|reveals?)", r"\bsmear\b", r"\bbone marrow\b", r"\bmarrow aspirat",
                         r"\bmicroscop", r"\bcytolog", r"\bgenetic (?:testing|analysis)", r"\bkaryotyp",
                         r"\bmanometr", r"\bTzanck\b", r"\bKOH\b", r"\bskin test\b", r"\bPPD\b")),
     ("labs", _rx(r"\blab(?:oratory|s)?\b", r"\bserum\b", r"\bplasma\b", r"\burin(?:e|alysis)\b[^.]*"
@@ -116,7 +124,11 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
                       r"being given|starting)\b", r"\bin the emergency department\b[^.]*\b(?:given|treated)\b",
                       r"\bresponds? to\b", r"\bimproved (?:with|after)\b", r"\bwas begun\b",
                       r"\bunderwent\b[^.]*\b(?:today|this|hospital|emergency)\b", r"\brefuses\b[^.]*\btreatment",
-                      r"\bdespite\b[^.]*\b(?:treatment|therapy)\b")),
+                      r"\bdespite\b[^.]*\b(?:treatment|therapy)\b", r"\b(?:is|was) prescribed\b",
+                      r"\bundergoes\b", r"\bis discharged\b", r"\bwas discharged\b", r"\bfollowing the "
+                      r"(?:therapy|treatment|procedure)\b", r"\b(?:is|was) (?:immediately )?(?:stopped|discontinued)\b",
+                      r"\bstarted (?:the )?(?:patient|him|her) on\b", r"\bis (?:intubated|begun|started|given|"
+                      r"administered|treated)\b")),
     ("medications", _rx(r"\bmedications?\b", r"\bmedicines?\b", r"\btakes\b", r"\btaking\b", r"\btook\b",
                         r"\buses? (?:an? )?\w*\s*inhaler", r"\binhaler\b", r"\bcurrently on\b",
                         r"\b(?:oral )?contracepti", r"\bbirth control\b", r"\bsupplements?\b", r"\bvitamins?\b",
@@ -136,7 +148,8 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
                    r"\bneighbou?r\b", r"\bfriends?\b", r"\bdiet\b", r"\beats?\b", r"\bvegan\b", r"\bvegetarian\b", r"\bexercis",
                    r"\bruns? \d", r"\bmarathon", r"\bhomeless", r"\bincarcerat", r"\bprison\b", r"\bmilitary\b",
                    r"\bveteran\b", r"\bimmigrat", r"\bemigrat", r"\bpets?\b", r"\bcats?\b", r"\bdogs?\b",
-                   r"\bfarm", r"\bschool\b", r"\bdaycare\b", r"\bcollege\b", r"\buniversity\b")),
+                   r"\bfarm", r"\b(?:truck |bus |taxi )?driver\b", r"\bworker\b", r"\bteacher\b",
+                   r"\bmechanic\b", r"\bengineer\b", r"\bsoldier\b", r"\bschool\b", r"\bdaycare\b", r"\bcollege\b", r"\buniversity\b")),
     ("examination", _rx(r"\bexam(?:ination)?s?\b", r"\bexamined\b", r"\bon (?:palpation|auscultation|percussion|"
                         r"inspection)\b", r"\bauscultat", r"\bpalpat", r"\bpercuss", r"\btender", r"\bmurmur",
                         r"\brales\b", r"\bcrackles\b", r"\bwheez", r"\brhonchi\b", r"\bbruit", r"\bedema\b",
@@ -154,7 +167,11 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
                         r"\b(?:Babinski|Romberg|Murphy|McBurney|Kernig|Brudzinski|Tinel|Phalen)",
                         r"\b(?:was|were) noted\b", r"\bcan be (?:seen|felt|heard)\b", r"\bfeels? (?:cold|warm|hot|"
                         r"firm|soft|hard|boggy|nodular)\b", r"\bcostal margin\b", r"\btremor\b[^.]*\bpalms\b",
-                        r"\bbruises?\b", r"\bimpaired\b")),
+                        r"\bbruises?\b", r"\bimpaired\b", r"\bptosis\b", r"\bunresponsive\b", r"\bstimuli\b",
+                        r"\bjugular\b", r"\beye contact\b", r"\bblanch", r"\bpale when pressed\b",
+                        r"\bextensor surface", r"\bflexor surface", r"\bpatch(?:es)?\b", r"\bplaques?\b",
+                        r"\bpapules?\b", r"\bmacules?\b", r"\bvesicles?\b", r"\bnodules?\b",
+                        r"\bwhen standing without support\b", r"\bsomnolent\b", r"\bresponds to\b")),
     ("hpi", _rx(r"\b\d+[- ](?:hour|day|week|month|year)s?[- ](?:long )?history of\b",
                 r"\b(?:over|for|during|in|within) the (?:past|last) (?:\d+|few|several|couple|one|two|three|four|five|"
                 r"six|seven|eight|nine|ten|year|month|week|day|hour|night)",
@@ -177,7 +194,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
                          r"in)\b[^.]*\b(?:physician|doctor|clinic|office|emergency|hospital|department|"
                          r"pediatrician|provider|ED|ER)\b", r"^(?:the )?(?:patient|infant|child|newborn) is "
                          r"(?:male|female)\b", r"\bage\b")),
-    ("ros", _rx(rf"{_DENY}", r"\bnegative\b", r"\bunremarkable\b", r"\bnormal\b")),
+    ("ros", _rx(r"\b(?:denies|denied|deny)\b")),
 )
 
 

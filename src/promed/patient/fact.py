@@ -17,29 +17,31 @@ How a question is answered (in order):
 1. **Questions about the answer are refused**: one that asks for the diagnosis or the answer, or names an option
    (:func:`~promed.patient.guard.asks_for_answer`), gets :data:`~promed.patient.guard.REFUSAL`.
 2. **Broad questions** ("What did the physical examination show?", "Any allergies?", "What are his vital signs?":
-   :mod:`promed.patient.intent`) reveal the safe facts of the record sections they name
+   :mod:`promed.patient.intent`, read part by part) reveal the safe facts of the record sections they name
    (:mod:`promed.patient.categories`, tagged once per case), in case order, at most ``max_broad_facts`` (6) per
-   reply: a chart read aloud, bounded so that one question cannot empty the record. A broad question about an empty
-   section falls through to retrieval.
+   reply: a chart read aloud, bounded so that one question cannot empty the record. A question with a specific part
+   too ("Any allergies, and do you smoke?") adds what retrieval finds; a broad question about an empty section falls
+   through to retrieval.
 3. **Specific questions** ("Any fever?", "What was her hemoglobin?") go through retrieval: similarity is the higher
    of the question's and its glossary expansion's (:mod:`promed.patient.glossary`: "tummy" also says "abdomen")
-   cosine to each fact's two keys, the fact as written and its rule-based first-person rewrite
-   (:func:`first_person`: "She denies fever." -> "I have not had any fever."; doctors ask both "Do you...?" and "Is
-   his...?"); facts of the sections the question's words point to get ``hint_bonus`` and facts containing one of its
-   glossary terms word for word ``term_bonus``; facts at least ``threshold`` and within ``margin`` of the best are
-   candidates and the ``max_facts`` best are revealed. Pertinent negatives are facts like any other ("Any fever?" ->
-   "He denied fever.").
+   cosine to each of the fact's keys: the fact as written, its rule-based first-person rewrite (:func:`first_person`:
+   "She denies fever." -> "I have not had any fever."; doctors ask both "Do you...?" and "Is his...?") and, for a
+   fact that lists several findings, each clause (:func:`clauses`). Facts of the sections the question's words
+   point to get ``hint_bonus`` and facts containing one of its glossary terms word for word ``term_bonus``; facts
+   at least ``threshold`` and within ``margin`` of the best are candidates and the ``max_facts`` best are revealed
+   (``max_broad_facts`` for a question about part of a section: "What did the eye examination show?"). Pertinent
+   negatives are facts like any other ("Any fever?" -> "He denied fever.").
 
 Only the keys change: the reply is always the original fact texts.
 
 Batching: one ``Embedder.encode`` for all new question texts (and one for their expansions) and one per key kind for
 all facts of the call; embeddings are cached by text, so a case's facts are embedded once per process.
 
-Defaults were tuned by ``benchmarks/patient_real.py`` on the *tune* half of 306 hand-written questions on 44 MediQ
-cases (grid over threshold, margin and the two bonuses; the test half held out), after ``benchmarks/
-patient_retrieval.py`` had tuned the previous release's retrieval on SynthClinic. ``both_keys``, ``glossary``,
-``broad``, ``refuse_answer_questions`` off and the bonuses at 0, with threshold 0.525 and margin 0.025, give the
-previous release's patient.
+Defaults were tuned by ``benchmarks/patient_real.py`` on the *tune* and *dev* splits of the hand-written MediQ
+questions (grid over threshold, margin and the two bonuses; the *test* split held out), after ``benchmarks/
+patient_retrieval.py`` had tuned the previous release's retrieval on SynthClinic. ``both_keys``, ``clause_keys``,
+``glossary``, ``broad``, ``refuse_answer_questions`` off and the bonuses at 0, with threshold 0.525 and margin 0.025,
+give the previous release's patient.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from promed.patient.guard import REFUSAL, asks_for_answer, guard_reply, safe_fac
 from promed.patient.intent import read_question
 from promed.types import Case
 
-# Tuned by benchmarks/patient_real.py on the tune half of the hand-written MediQ questions (micro-F1; grid: threshold
+# Tuned by benchmarks/patient_real.py on the tune+dev splits of the hand-written MediQ questions (micro-F1; grid: threshold
 # 0.35-0.60 step 0.025 x margin 0.05-0.2 x hint bonus 0.05-0.2 x term bonus 0-0.2, max_facts 3); a plateau point
 # rather than the grid's edge. Figures (tune, held-out test, SynthClinic) are in BENCHMARKS.md.
 DEFAULT_THRESHOLD = 0.5
@@ -89,6 +91,11 @@ class FactPatientConfig:
         default=True,
         metadata={"help": "embed each fact both as written and through its first-person rewrite; a question's "
                           "similarity to the fact is the larger (doctors ask 'Do you...?' and 'Is his...?')"},
+    )
+    clause_keys: bool = field(
+        default=True,
+        metadata={"help": "also retrieve a fact by each of its clauses when it lists several findings ('fever, "
+                          "fatigue and bleeding gums for 3 weeks')"},
     )
     glossary: bool = field(
         default=True,
@@ -163,47 +170,61 @@ class FactPatient:
         if len(cases) != len(questions):
             raise ValueError(f"{len(cases)} cases but {len(questions)} questions")
         cfg = self.config
-        q = self.embedder.encode([s.strip() for s in questions])
-        if cfg.glossary:
-            expanded = [expand_question(s) for s in questions]
-            qx = self.embedder.encode(expanded)
-        keyings = ([first_person] if cfg.first_person_keys else []) + ([str.strip] if cfg.both_keys or not
-                                                                      cfg.first_person_keys else [])
-        per_key = []
-        for key in keyings:
-            keys = [[key(f.text) for f in c.facts] for c in cases]
-            texts = list(dict.fromkeys(k for ks in keys for k in ks))
-            row = {t: i for i, t in enumerate(texts)}
-            fe = self.embedder.encode(texts)
-            per_key.append([fe[[row[k] for k in ks]] @ q[i] if ks else np.zeros(0) for i, ks in enumerate(keys)])
-            if cfg.glossary:
-                per_key.append([fe[[row[k] for k in ks]] @ qx[i] if ks else np.zeros(0)
-                                for i, ks in enumerate(keys)])
-        return [np.maximum.reduce([pk[i] for pk in per_key]) for i in range(len(cases))]
+        qtexts = [s.strip() for s in questions]
+        q = self.embedder.encode(qtexts)
+        qx = self.embedder.encode([expand_question(s) for s in qtexts]) if cfg.glossary else None
+        keys = [[self.fact_keys(f.text) for f in c.facts] for c in cases]
+        texts = list(dict.fromkeys(k for ks in keys for fk in ks for k in fk))
+        row = {t: i for i, t in enumerate(texts)}
+        fe = self.embedder.encode(texts)
+        out = []
+        for i, ks in enumerate(keys):
+            if not ks:
+                out.append(np.zeros(0, dtype=np.float32))
+                continue
+            idx = [row[k] for fk in ks for k in fk]
+            owner = np.repeat(np.arange(len(ks)), [len(fk) for fk in ks])
+            sim = fe[idx] @ q[i]
+            if qx is not None:
+                sim = np.maximum(sim, fe[idx] @ qx[i])
+            best = np.full(len(ks), -np.inf, dtype=np.float32)
+            np.maximum.at(best, owner, sim)
+            out.append(best)
+        return out
+
+    def fact_keys(self, text: str) -> tuple[str, ...]:
+        """The texts a fact is retrieved by (its similarity to a question is the best of theirs): its first-person
+        rewrite, the fact as written (``both_keys``) and its clauses (``clause_keys``, :func:`clauses`)."""
+        return _fact_keys(text, self.config.first_person_keys, self.config.both_keys, self.config.clause_keys)
 
     def select(self, case: Case, sims: np.ndarray, question: str | None = None) -> tuple[int, ...]:
         """The fact ids revealed for one pair given its similarity row (safe facts only), sorted.
 
         With ``question`` (and ``broad`` on) a broad question reveals its sections' facts (see
-        :meth:`broad_ids`); otherwise, and when those sections are empty, the retrieval rule applies, with
-        ``hint_bonus`` added to the facts of the sections the question points to."""
+        :meth:`broad_ids`); a question with specific parts too ("Any allergies, and do you smoke?") adds what
+        retrieval finds; otherwise, and when those sections are empty, the retrieval rule applies, with the
+        :meth:`bonuses` added."""
         cfg = self.config
         safe = np.asarray(safe_fact_ids(case), dtype=int)
         if safe.size == 0:
             return ()
+        broad: tuple[int, ...] = ()
         if question is not None:
-            ids = self.broad_ids(case, question)
-            if ids:
-                return ids
+            broad = self.broad_ids(case, question)
+            if broad and not read_question(question).mixed:
+                return broad
             sims = sims + self.bonuses(case, question)
         s = sims[safe]
         best = float(s.max())
         keep = (s >= cfg.threshold) & (s >= best - cfg.margin)
         cand = safe[keep]
         if cand.size == 0:
-            return ()
-        order = np.argsort(-sims[cand], kind="stable")[: cfg.max_facts]
-        return tuple(sorted(int(i) for i in cand[order]))
+            return broad
+        k = cfg.max_facts
+        if question is not None and cfg.broad and read_question(question).scoped:
+            k = max(k, cfg.max_broad_facts)  # "What did the eye examination show?": a part of a section
+        order = np.argsort(-sims[cand], kind="stable")[:k]
+        return tuple(sorted(set(broad) | {int(i) for i in cand[order]}))
 
     def bonuses(self, case: Case, question: str) -> np.ndarray:
         """What is added to each fact's similarity for a specific question: ``hint_bonus`` for facts of the
@@ -243,6 +264,30 @@ class FactPatient:
                 continue
             out.append(guard_reply(case, " ".join(case.facts[i].text for i in ids), ids))
         return out
+
+
+@functools.lru_cache(maxsize=131072)
+def _fact_keys(text: str, first_person_keys: bool, both_keys: bool, clause_keys: bool) -> tuple[str, ...]:
+    keys = []
+    if first_person_keys:
+        keys.append(first_person(text))
+    if both_keys or not first_person_keys:
+        keys.append(text.strip())
+    if clause_keys:
+        keys += clauses(text)
+    return tuple(dict.fromkeys(keys))
+
+
+_CLAUSE_SPLIT = re.compile(r";\s*|,\s*(?:and|or|but)?\s*|\s+(?:and|but|while|whereas)\s+")
+
+
+def clauses(text: str, min_words: int = 2) -> list[str]:
+    """The clauses or list items of a fact that names several findings, each of at least ``min_words`` words;
+    ``[]`` for a fact that is one clause. Numbers with thousands separators ("15,000/mm3") are not split."""
+    t = re.sub(r"(?<=\d),(?=\d{3})", "", text.strip().rstrip("."))
+    parts = [p.strip() for p in _CLAUSE_SPLIT.split(t) if p and p.strip()]
+    parts = [p for p in parts if len(p.split()) >= min_words]
+    return parts if len(parts) >= 2 else []
 
 
 # ---- first-person retrieval keys -------------------------------------------------------------------------------

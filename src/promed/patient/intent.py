@@ -6,9 +6,9 @@ signs", "the blood tests", "your medications", "your family history"...), the se
 (:data:`_HINTS`: "temperature" is a vital sign, "x-ray" is imaging, "smoke" is social history), and the content words
 left once section names and function words are removed (``residue``; hint words are content).
 
-A question is **broad** when it names at least one section and nothing is left: "What did the physical examination
-show?", "Any allergies?", "What were your vital signs and what did the blood tests show?". It is **specific**
-otherwise: "What was your temperature?" (hint: vital signs), "What did the chest X-ray show?" (residue "chest",
+The question is read part by part (sentences and clauses). A part is **broad** when it names at least one section
+and nothing is left: "What did the physical examination show?", "Any allergies?", "What were your vital signs and what
+did the blood tests show?"; the question is broad when one of its parts is. A part is **specific** otherwise: "What was your temperature?" (hint: vital signs), "What did the chest X-ray show?" (residue "chest",
 hint: imaging), "Do you smoke?", "Any fever?".
 
 Why rules: the vocabulary of section names is small and closed, and a wrong "broad" costs precision (a whole
@@ -28,13 +28,20 @@ from dataclasses import dataclass
 class QuestionIntent:
     """The reading of one question (see the module docstring)."""
 
-    sections: tuple[str, ...]  # record sections the question names as a whole
-    hints: tuple[str, ...]  # sections the question's words point to (includes ``sections``)
-    residue: str  # content words left over, space-joined ("" for a broad question)
+    sections: tuple[str, ...]  # record sections named as a whole by a broad part of the question
+    hints: tuple[str, ...]  # sections any part names or points to (includes ``sections``)
+    residue: str  # content words of the specific parts, space-joined ("" when every part is broad)
+    scoped: tuple[str, ...] = ()  # sections named by a part that also names something in them ("the eye exam")
 
     @property
     def broad(self) -> bool:
-        return bool(self.sections) and not self.residue
+        """Some part of the question asks for a whole section."""
+        return bool(self.sections)
+
+    @property
+    def mixed(self) -> bool:
+        """A broad part and a specific part ("Any allergies, and do you smoke?")."""
+        return bool(self.sections) and bool(self.residue)
 
 
 def _rx(*parts: str) -> re.Pattern[str]:
@@ -52,7 +59,7 @@ _SECTIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
                  r"tests?", r"tests? (?:of|on) (?:your|the) blood")),
     ("imaging", _rx(r"imaging(?: studies| tests?)?", r"scans?", r"radiology", r"x-?rays? or scans?",
                     r"any (?:x-?rays?|scans?)")),
-    ("other_tests", _rx(r"other tests?", r"any other (?:tests?|investigations|studies|results)",
+    ("other_tests", _rx(r"other (?:tests?|procedures)(?: or (?:tests?|procedures))?", r"procedures", r"any other (?:tests?|investigations|studies|results)",
                         r"other (?:investigations|studies|results)", r"investigations", r"special tests?")),
     ("past_history", _rx(r"past medical history", r"medical history", r"past history", r"(?:past |previous |"
                          r"other |chronic |long-?term |ongoing )?medical (?:problems|conditions|illnesses|issues)",
@@ -70,6 +77,7 @@ _SECTIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
                 r"review of systems", r"other complaints")),
     ("hpi", _rx(r"(?:your |the |main |current )?symptoms", r"what brings you(?: in| here)?(?: today)?",
                 r"(?:the |your )?(?:main |chief )?(?:problem|complaint)", r"what happened",
+                r"(?:the )?(?:problems|trouble) (?:you'?ve|you have|he'?s|she'?s|he has|she has) been having",
                 r"what(?:'s| is) (?:been )?(?:wrong|going on|bothering you)", r"how (?:it|this|all this) "
                 r"(?:started|began)")),
     ("treatment", _rx(r"treatments?(?: so far)?", r"treated", r"therapy", r"(?:been |was )?done so far",
@@ -123,22 +131,39 @@ kind sort type types sorts kinds did've past before previously
 he she him his her hers they them their theirs patient patient's baby baby's child child's boy girl infant
 son daughter newborn i'd i'm can't we'd okay ok well
 illness illnesses disease diseases problem problems condition conditions health issues history serious medical
-notable significant important should what's how's there's anyone anybody someone somebody
+notable significant important should bit little lately what's how's there's anyone anybody someone somebody
 """.split())
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 
 
+_PARTS = re.compile(r"[?.!;:]+\s*|,\s*(?:and|or|but|including|especially)?\s*|\s+(?:and|or|but)\s+(?=(?:what|how|"
+                    r"did|do|does|is|are|was|were|any|have|has|had|can|could|tell|when|where|who|why)\b)")
+
+
 @functools.lru_cache(maxsize=65536)
 def read_question(text: str) -> QuestionIntent:
-    """The :class:`QuestionIntent` of one doctor question (pure; cached)."""
+    """The :class:`QuestionIntent` of one doctor question (pure; cached). The question is read part by part
+    (sentences and clauses: "What did you find on exam? Anything on the ear exam?"); a part is broad when it names
+    a section and nothing else."""
     t = " ".join(text.lower().replace("’", "'").split())
     sections: list[str] = []
-    stripped = t
-    for name, pattern in _SECTIONS:
-        if pattern.search(stripped):
-            sections.append(name)
-            stripped = pattern.sub(" ", stripped)
-    hints = list(sections)
-    hints += [name for name, pattern in _HINTS if name not in hints and pattern.search(stripped)]
-    residue = [w for w in _WORD.findall(stripped) if w not in _FUNCTION]
-    return QuestionIntent(tuple(sections), tuple(hints), " ".join(residue))
+    hints: list[str] = []
+    residue: list[str] = []
+    scoped: list[str] = []
+    for part in (p for p in _PARTS.split(t) if p and p.strip()):
+        named, stripped = [], part
+        for name, pattern in _SECTIONS:
+            if pattern.search(stripped):
+                named.append(name)
+                stripped = pattern.sub(" ", stripped)
+        if "family" in named:  # "Does anyone in your family have medical problems?" is family history
+            named = [n for n in named if n not in ("past_history", "hpi")]
+        words = [w for w in _WORD.findall(stripped) if w not in _FUNCTION]
+        hints += [n for n in named if n not in hints]
+        hints += [n for n, pattern in _HINTS if n not in hints and pattern.search(stripped)]
+        if named and not words:
+            sections += [n for n in named if n not in sections]
+        else:
+            residue += words
+            scoped += [n for n in named if n not in scoped]
+    return QuestionIntent(tuple(sections), tuple(hints), " ".join(residue), tuple(scoped))
