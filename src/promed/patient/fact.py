@@ -34,8 +34,8 @@ How a question is answered (in order):
 
 Only the keys change: the reply is always the original fact texts.
 
-Batching: one ``Embedder.encode`` for all new question texts (and one for their expansions) and one per key kind for
-all facts of the call; embeddings are cached by text, so a case's facts are embedded once per process.
+Batching: one ``Embedder.encode`` for all new question texts, one for their expansions and one for all fact keys of
+the call; embeddings are cached by text, so a case's facts are embedded once per process.
 
 Defaults were tuned by ``benchmarks/patient_real.py`` on the *tune* and *dev* splits of the hand-written MediQ
 questions (grid over threshold, margin and the two bonuses; the *test* split held out), after ``benchmarks/
@@ -57,7 +57,7 @@ from promed.patient.categories import case_categories
 from promed.patient.embed import Embedder, default_embedder
 from promed.patient.glossary import expand_question, term_pattern
 from promed.patient.guard import REFUSAL, asks_for_answer, guard_reply, safe_fact_ids
-from promed.patient.intent import read_question
+from promed.patient.intent import QuestionIntent, read_question
 from promed.types import Case
 
 # Tuned by benchmarks/patient_real.py on the tune+dev splits of the hand-written MediQ questions (micro-F1; grid: threshold
@@ -209,9 +209,10 @@ class FactPatient:
         if safe.size == 0:
             return ()
         broad: tuple[int, ...] = ()
-        if question is not None:
-            broad = self.broad_ids(case, question)
-            if broad and not read_question(question).mixed:
+        intent = read_question(question) if question is not None else None
+        if intent is not None:
+            broad = self._section_ids(case, intent, safe)
+            if broad and not intent.mixed:
                 return broad
             sims = sims + self.bonuses(case, question)
         s = sims[safe]
@@ -221,7 +222,7 @@ class FactPatient:
         if cand.size == 0:
             return broad
         k = cfg.max_facts
-        if question is not None and cfg.broad and read_question(question).scoped:
+        if intent is not None and cfg.broad and intent.scoped:
             k = max(k, cfg.max_broad_facts)  # "What did the eye examination show?": a part of a section
         order = np.argsort(-sims[cand], kind="stable")[:k]
         return tuple(sorted(set(broad) | {int(i) for i in cand[order]}))
@@ -245,13 +246,13 @@ class FactPatient:
     def broad_ids(self, case: Case, question: str) -> tuple[int, ...]:
         """The facts a broad question reveals: the safe facts of the sections it names, in case order, at most
         ``max_broad_facts``; ``()`` for a specific question, when ``broad`` is off or the sections are empty."""
-        if not self.config.broad:
-            return ()
-        intent = read_question(question)
-        if not intent.broad:
+        return self._section_ids(case, read_question(question), safe_fact_ids(case))
+
+    def _section_ids(self, case: Case, intent: QuestionIntent, safe: Sequence[int]) -> tuple[int, ...]:
+        if not (self.config.broad and intent.broad):
             return ()
         cats = case_categories(case)
-        ids = [i for i in safe_fact_ids(case) if cats[i] in intent.sections]
+        ids = [int(i) for i in safe if cats[i] in intent.sections]
         return tuple(ids[: self.config.max_broad_facts])
 
     def reply(self, cases: Sequence[Case], questions: Sequence[str]) -> list[tuple[str, tuple[int, ...]]]:

@@ -124,13 +124,16 @@ _COMPILED = tuple((re.compile(rf"\b(?:{p})\b", re.IGNORECASE), terms) for p, ter
 
 
 @functools.lru_cache(maxsize=65536)
+def _matched(question: str) -> tuple[str, ...]:
+    """The term strings of the glossary entries whose pattern ``question`` matches, in glossary order."""
+    return tuple(dict.fromkeys(terms for pattern, terms in _COMPILED if pattern.search(question)))
+
+
+@functools.lru_cache(maxsize=65536)
 def glossary_terms(question: str) -> tuple[str, ...]:
     """The glossary terms of the words ``question`` uses (lower case, de-duplicated, in glossary order)."""
-    out: dict[str, None] = {}
-    for pattern, terms in _COMPILED:
-        if pattern.search(question):
-            out.update((t.strip().lower(), None) for t in terms.split(",") if len(t.strip()) >= 3)
-    return tuple(out)
+    return tuple(dict.fromkeys(t.strip().lower() for terms in _matched(question) for t in terms.split(",")
+                               if len(t.strip()) >= 3))
 
 
 @functools.lru_cache(maxsize=65536)
@@ -146,5 +149,5 @@ def term_pattern(question: str) -> re.Pattern[str] | None:
 @functools.lru_cache(maxsize=65536)
 def expand_question(question: str) -> str:
     """``question`` followed by the glossary terms of the words it uses; ``question`` itself when none apply."""
-    terms = list(dict.fromkeys(t for pattern, t in _COMPILED if pattern.search(question)))
+    terms = _matched(question)
     return f"{question.strip()} ({'; '.join(terms)})" if terms else question.strip()
