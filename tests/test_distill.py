@@ -70,9 +70,10 @@ def test_words_tokenizer_is_refused_with_advice(data):
 
 
 def test_one_hot_soft_loss_equals_trls_hard_loss(data, tmp_path):
-    """With the posterior replaced by the gold one-hot, the soft-target trainer's loss is TRL's own cross-entropy on
-    the same batch (same tokens, same mean), and a real posterior gives a different, finite loss."""
-    from trl import SFTConfig, SFTTrainer
+    """With the posterior replaced by the gold one-hot, the soft-target trainer's loss is the hard-label loss on the
+    same batch (same tokens, same mean; that one equals TRL's own, tests/test_branches.py), and a real posterior
+    gives a different, finite loss."""
+    from trl import SFTConfig
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     from promed.train.distill import SoftTargetCollator, soft_target_trainer_class
@@ -85,13 +86,17 @@ def test_one_hot_soft_loss_equals_trls_hard_loss(data, tmp_path):
     post_ds, _ = build_dataset(batch_exs, tok, 512, soft=True)
     model = build_model(tok, LINES)
     args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, report_to=[], bf16=False, per_device_train_batch_size=6)
-    hard_tr = SFTTrainer(model=model, args=args, train_dataset=hard_ds, processing_class=tok)
+    from promed.train.branches import BranchCollator, branch_trainer_class
+
+    hard_collate = BranchCollator(tok.pad_token_id)  # hard labels: the packed rows (one branch each here)
+    hard_tr = branch_trainer_class()(model=model, args=args, train_dataset=hard_ds, processing_class=tok,
+                                     data_collator=hard_collate)
     collate = SoftTargetCollator(DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id))
     soft_tr = soft_target_trainer_class()(model=model, args=args, train_dataset=soft_ds, processing_class=tok,
                                          data_collator=collate)
     model.eval()
     with torch.no_grad():
-        hard = hard_tr.compute_loss(model, hard_tr.data_collator([hard_ds[i] for i in range(6)]))
+        hard = hard_tr.compute_loss(model, hard_collate([hard_ds[i] for i in range(6)]))
         soft = soft_tr.compute_loss(model, collate([soft_ds[i] for i in range(6)]))
         post = soft_tr.compute_loss(model, collate([post_ds[i] for i in range(6)]))
     assert float(soft) == pytest.approx(float(hard), rel=1e-5)

@@ -186,16 +186,18 @@ def _preamble(tokenizer, first: Message) -> str:
     return text[:cut]
 
 
-def assistant_char_spans(messages: Sequence[Message], tokenizer) -> tuple[str, list[tuple[int, int]]]:
+def assistant_char_spans(messages: Sequence[Message], tokenizer,
+                         last_only: bool = False) -> tuple[str, list[tuple[int, int]]]:
     """The full rendering of ``messages`` and the ``[start, end)`` character span of each assistant turn (content
-    plus end-of-turn marker)."""
+    plus end-of-turn marker); ``last_only``: of the last assistant turn only (two renders fewer per other turn)."""
     full = _render(tokenizer, messages)
     spans: list[tuple[int, int]] = []
+    last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=-1)
     for i, m in enumerate(messages):
-        if m["role"] != "assistant":
+        if m["role"] != "assistant" or (last_only and i != last):
             continue
         before = _render(tokenizer, messages[:i], add_generation_prompt=True) if i else _preamble(tokenizer, m)
-        upto = _render(tokenizer, messages[: i + 1])
+        upto = full if i == len(messages) - 1 else _render(tokenizer, messages[: i + 1])
         if not full.startswith(before) or not full.startswith(upto) or len(upto) < len(before):
             raise DataError(
                 f"chat template renders message {i} differently inside the whole conversation than as a prefix; "
@@ -212,9 +214,7 @@ def tokenize_with_mask(
     end-of-turn token) and are ``-100`` elsewhere; ``last_only``: on the last assistant turn only. Sequences longer
     than ``max_len`` keep their start (the case description); later turns are cut. Requires a fast tokenizer
     (offset mapping)."""
-    full, spans = assistant_char_spans(messages, tokenizer)
-    if last_only:
-        spans = spans[-1:]
+    full, spans = assistant_char_spans(messages, tokenizer, last_only=last_only)
     # The template already carries BOS etc., so no special tokens are added on top.
     enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
     ids: list[int] = list(enc["input_ids"])
