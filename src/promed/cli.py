@@ -191,7 +191,7 @@ def run_stage1_cmd(cfg, progress: bool) -> None:
 def pretrain_spec() -> CommandSpec:
     from promed.train.pretrain import PretrainConfig
 
-    items = (Opt("cases"), Opt("subsets_per_case"), Opt("data_seed"), Opt("known_share"), Opt("answer_every_turn"),
+    items = (Opt("cases"), Opt("subsets_per_case"), Opt("data_seed"), Opt("known_share"), Opt("known_min_fraction"), Opt("answer_every_turn"),
              Opt("answer_format"),
              Opt("labels"), Opt("small.pretokenize"), Opt("small.vocab_size"),
              Opt("small.hidden_size"), Opt("small.num_layers"), Opt("epochs"), Opt("max_steps"), Opt("batch_size"),

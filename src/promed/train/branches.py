@@ -117,9 +117,11 @@ def branched_example(messages: Sequence[dict], tokenizer, every_turn: bool = Tru
     which is how the chat template renders and the tokenizer splits that conversation, special tokens being atomic.
     Otherwise each answer point is rendered and tokenized on its own. Both give the same rows
     (``tests/test_branches.py``)."""
-    from promed.train.pretrain import answer_only_labels
+    from promed.train.data import tokenize_with_mask
 
-    ids, labels = answer_only_labels(messages, tokenizer)
+    if not messages or messages[-1]["role"] != "assistant":
+        raise ValueError("the last message must be the answer turn")
+    ids, labels = tokenize_with_mask(messages, tokenizer, last_only=True)
     if not every_turn:
         return pack_branches([(ids, labels)])
     first = next((i for i, lab in enumerate(labels) if lab != IGNORE_INDEX), 0)
@@ -127,7 +129,7 @@ def branched_example(messages: Sequence[dict], tokenizer, every_turn: bool = Tru
         raise ValueError("the answer turn has no prompt before it")
     header = ids[first - 1]
     if header not in set(getattr(tokenizer, "all_special_ids", ())) | set(_added_ids(tokenizer)):
-        return pack_branches([answer_only_labels(p, tokenizer) for p in answer_points(messages)])
+        return pack_branches([tokenize_with_mask(p, tokenizer, last_only=True) for p in answer_points(messages)])
     tail_ids, tail_labels = ids[first - 1:], labels[first - 1:]
     points = [(ids[:k] + tail_ids, [IGNORE_INDEX] * k + tail_labels) for k in range(first - 1) if ids[k] == header]
     return pack_branches([*points, (ids, labels)])

@@ -82,6 +82,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -116,6 +117,9 @@ class PretrainConfig:
     known_share: float = field(default=0.5, metadata={"help": "Share of examples that list the facts up front (as "
                                                               "full-info shows them); the rest reveal them as "
                                                               "question/reply turns."})
+    known_min_fraction: float = field(default=0.0, metadata={"help": "Known-facts layout: subset sizes uniform over "
+                                                                      "ceil(this x all facts)..all (0: every size; "
+                                                                      "the dialogue layout covers the small ones)."})
     refusal_share: float = field(default=0.1, metadata={"help": "Dialogue layout: extra turns asking about an "
                                                                 "undocumented finding (the patient refuses), per "
                                                                 "revealed fact."})
@@ -179,6 +183,8 @@ class PretrainConfig:
                                 ("--seed", self.seed, 0)):
             if value < low:
                 raise ValueError(f"{opt} must be >= {low}, got {value}")
+        if not 0.0 <= self.known_min_fraction <= 1.0:
+            raise ValueError(f"known_min_fraction must lie in [0, 1], got {self.known_min_fraction}")
         if not 0.0 <= self.known_share <= 1.0:
             raise ValueError(f"--known-share must lie in [0, 1], got {self.known_share}")
         if not self.refusal_share >= 0.0:
@@ -241,11 +247,12 @@ def prompt_chat(case: Case, fact_ids: Sequence[int] = (), *, known: bool = True,
     return render_example(case, fact_ids, known=known, budget=budget)[:-1]
 
 
-def sample_subset(ids: Sequence[int], rng: np.random.Generator, max_size: int | None = None) -> np.ndarray:
-    """A random subset of ``ids``: size uniform over 0..min(len, max_size), then uniform among the subsets of that
-    size, in random order."""
+def sample_subset(ids: Sequence[int], rng: np.random.Generator, max_size: int | None = None,
+                  min_size: int = 0) -> np.ndarray:
+    """A random subset of ``ids``: size uniform over min(min_size, n)..n with n = min(len, max_size), then uniform
+    among the subsets of that size, in random order."""
     n = len(ids) if max_size is None else min(len(ids), max_size)
-    k = int(rng.integers(n + 1))
+    k = int(rng.integers(min(min_size, n), n + 1))
     return np.asarray(ids, dtype=np.int64)[rng.permutation(len(ids))[:k]]
 
 
@@ -276,7 +283,7 @@ def case_examples(case: Case, cfg: PretrainConfig, rng: np.random.Generator) -> 
         budget = int(cfg.budgets[int(rng.integers(len(cfg.budgets)))])
         refusals: list[str] = []
         if known:
-            subset = sample_subset(range(case.n_facts), rng)
+            subset = sample_subset(range(case.n_facts), rng, min_size=math.ceil(cfg.known_min_fraction * case.n_facts))
         else:  # only facts a patient may reveal, at most dialogue_max_turns turns in all
             subset = sample_subset(safe_fact_ids(case), rng, cfg.dialogue_max_turns)
             n_ref = int(rng.poisson(cfg.refusal_share * max(len(subset), 1))) if cfg.refusal_share > 0 else 0
