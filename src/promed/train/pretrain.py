@@ -118,8 +118,8 @@ class PretrainConfig:
                                                               "full-info shows them); the rest reveal them as "
                                                               "question/reply turns."})
     known_min_fraction: float = field(default=0.0, metadata={"help": "Known-facts layout: subset sizes uniform over "
-                                                                      "ceil(this x all facts)..all (0: every size; "
-                                                                      "the dialogue layout covers the small ones)."})
+                                                                      "ceil(this x all facts)..all (0: every size, "
+                                                                      "the default; 0.5 learned less, BENCHMARKS.md)."})
     refusal_share: float = field(default=0.1, metadata={"help": "Dialogue layout: extra turns asking about an "
                                                                 "undocumented finding (the patient refuses), per "
                                                                 "revealed fact."})
