@@ -89,7 +89,8 @@ def build_rows(tokenizer, prompts: Sequence[str], options: Sequence[Sequence[str
     return rows, [len(o) for o in options]
 
 
-def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
+def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token sequences."""
     n = min(len(a), len(b))
     k = 0
     while k < n and a[k] == b[k]:
@@ -117,7 +118,7 @@ def score_rows_packed(runner: "Runner", rows: Sequence[Row], *, min_shared: int 
     for k in order:
         if groups:
             members, lcp = groups[-1]
-            shared = _lcp(rows[members[0]].ids[:lcp], rows[k].ids)
+            shared = common_prefix_len(rows[members[0]].ids[:lcp], rows[k].ids)
             if shared >= min_shared:
                 members.append(k)
                 groups[-1] = (members, shared)
@@ -144,7 +145,7 @@ def _run_trie_chunks(runner, rows, members, prefix_len, cache, chunk_tokens, res
     prev: Sequence[int] = ()
     for k in members:
         suffix = rows[k].ids[prefix_len:]
-        shared = _lcp(prev, suffix) if chunk else 0
+        shared = common_prefix_len(prev, suffix) if chunk else 0
         if chunk and len(tokens) + len(suffix) - shared > chunk_tokens:
             _run_trie(runner, rows, chunk, tokens, depth, prefix_len, cache, results)
             chunk, tokens, depth, shared = [], [], [], 0

@@ -20,7 +20,8 @@ padded on the left so that every labelled logit lies in the last ``K`` positions
 only (``logits_to_keep``), the vocabulary projection of the prompt tokens is skipped.
 
 The packing, the masks and the loss are ours because no library does this: TRL's packing (``padding_free``)
-concatenates *independent* sequences, not branches that share a prefix. The training loop stays TRL's
+concatenates *independent* sequences, not branches that share a prefix (the inference side does the like for option
+scoring, :mod:`promed.llm.packed_scoring`, with a KV cache that training cannot use). The training loop stays TRL's
 ``SFTTrainer`` (:func:`branch_trainer_class` changes its collator input and its ``compute_loss`` only).
 """
 
@@ -55,14 +56,6 @@ class Branched:
                 "branch_start": list(self.branch_start), "length": len(self.input_ids)}
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
 def pack_branches(encodings: Sequence[tuple[Sequence[int], Sequence[int]]]) -> Branched:
     """Pack answer points into one example (pure).
 
@@ -70,6 +63,8 @@ def pack_branches(encodings: Sequence[tuple[Sequence[int], Sequence[int]]]) -> B
     labels on the answer turn; the **last** one must have the longest prompt, and every other one's prompt must be a
     prefix of it up to where it branches (true of the prefixes of one consultation). The main part is the last one's
     tokens before its first labelled token's predecessor."""
+    from promed.llm.packed_scoring import common_prefix_len
+
     if not encodings:
         raise ValueError("no answer point to pack")
     firsts = []
@@ -86,7 +81,7 @@ def pack_branches(encodings: Sequence[tuple[Sequence[int], Sequence[int]]]) -> B
     input_ids, targets = list(main), [IGNORE_INDEX] * n_main
     position_ids, ctx, start = list(range(n_main)), [0] * n_main, [0] * n_main
     for (ids, labels), first in zip(encodings, firsts):
-        p = min(_common_prefix(ids[:n_main], main), first - 1)
+        p = min(common_prefix_len(ids[:n_main], main), first - 1)
         s = len(input_ids)
         seg = list(ids[p:])
         input_ids.extend(seg)
