@@ -9,7 +9,9 @@ from promed.train.branches import (
     IGNORE_INDEX, BranchCollator, answer_points, attention_bias, branched_example, pack_branches,
 )
 from promed.train.data import example_texts
-from promed.train.pretrain import PretrainConfig, answer_only_labels, pretraining_examples
+from promed.train.pretrain import (
+    PretrainConfig, answer_only_labels, build_dataset, known_prefix_points, pretraining_examples,
+)
 from promed.train.small_model import SmallModelConfig, build_model, build_tokenizer
 
 TINY = SmallModelConfig(vocab_size=600, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=2,
@@ -136,3 +138,46 @@ def test_one_branch_loss_is_trls_own_loss(setup, tmp_path):
         many = ours.compute_loss(model, collate(every))
     assert float(one) == pytest.approx(float(ref), rel=1e-5)
     assert abs(float(many) - float(ref)) > 1e-4
+
+
+@pytest.fixture(scope="module")
+def known_setup():
+    examples = [e for e in pretraining_examples(PretrainConfig(cases=12, known_share=1.0)) if e.points]
+    out = {}
+    for pretokenize in ("words", "lines"):
+        cfg = SmallModelConfig(**{**TINY.__dict__, "pretokenize": pretokenize})
+        out[pretokenize] = build_tokenizer(example_texts([e.chat for e in examples]), cfg)
+    return examples, out
+
+
+def test_known_facts_prefixes_in_one_tokenization_equal_rendering_each_prefix(known_setup):
+    examples, toks = known_setup
+    for tok in toks.values():
+        for e in examples:
+            fast = known_prefix_points(e.messages, len(e.points), tok)
+            assert fast == [answer_only_labels(p, tok) for p in (*e.points, e.messages)]
+            assert len(fast) == len(e.points) + 1 >= 2
+
+
+def test_known_facts_prefix_branches_give_the_separate_examples_logits(known_setup):
+    examples, toks = known_setup
+    tok = toks["words"]
+    model = build_model(tok, TINY).eval()
+    ds, dropped = build_dataset(examples[:3], tok, max_len=1024, every_turn=True)
+    assert dropped == 0
+    batch = BranchCollator(tok.pad_token_id)([ds[i] for i in range(len(ds))])
+    keep, targets = batch.pop("logits_to_keep"), batch.pop("targets")
+    T = batch["input_ids"].shape[1]
+    with torch.no_grad():
+        packed_logits = model(**batch, logits_to_keep=keep).logits
+    for b, e in enumerate(examples[:3]):
+        packed = [i for i in range(T) if targets[b, i] != IGNORE_INDEX]
+        linear = []
+        for p in (*e.points, e.messages):
+            ids, labels = answer_only_labels(p, tok)
+            with torch.no_grad():
+                lg = model(input_ids=torch.tensor([ids])).logits[0]
+            linear += [lg[i] for i in range(len(ids) - 1) if labels[i + 1] != IGNORE_INDEX]
+        assert len(packed) == len(linear) > len(e.points)
+        for i, lg in zip(packed, linear):
+            torch.testing.assert_close(packed_logits[b, i - (T - keep)], lg, atol=1e-5, rtol=1e-5)

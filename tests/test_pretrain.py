@@ -94,14 +94,34 @@ def test_examples_are_consultations_the_doctor_sees_with_every_subset_size():
 
 def test_rendering_is_view_to_chat_of_the_consultation_state():
     case = generate_cases("train", 1, seed=3)[0]
-    known = render_example(case, [2, 0], known=True, budget=5)
+    known = render_example(case, [0, 2], known=True, budget=5)
     view = dialogue_view(case, DialogueState(known=frozenset({0, 2})), 5)
     assert known[:-1] == [dict(m) for m in view_to_chat(view)]  # reveal_all-style: the facts listed up front
+    swapped = render_example(case, [2, 0], known=True, budget=5)[1]["content"]  # listed in the order given
+    assert swapped.index(case.facts[2].text) < swapped.index(case.facts[0].text)
     assert prompt_chat(case, (), budget=0)[-1]["content"].endswith("Give your final answer now.")
     dia = render_example(case, [1, 3], known=False, budget=5)
     assert [m["content"] for m in dia if m["role"] == "assistant"][:-1] == [
         f"ASK: {q}" for q in (_q(case, 1), _q(case, 3))]
     assert dia[3]["content"].startswith(case.facts[1].text) and dia[5]["content"].startswith(case.facts[3].text)
+
+
+def test_known_facts_examples_carry_every_prefix_of_their_list_as_an_answer_point():
+    cfg = PretrainConfig(cases=40, known_share=1.0)
+    exs = pretraining_examples(cfg)
+    with_points = [e for e in exs if e.points]
+    assert with_points and all(len(e.points) == e.messages[1]["content"].count("\n- ") for e in with_points)
+    for e in with_points[:10]:
+        full = e.messages[1]["content"]
+        head, listed = full.split("\nKnown facts:\n")
+        lines = listed.split("\n")[:-1]  # the facts; the budget line last
+        for k, p in enumerate(e.points):  # point k: the first k facts of the same list, the same answer
+            assert p[-1] == e.messages[-1] and p[0] == e.messages[0]
+            want = head + ("\nKnown facts:\n" + "\n".join(lines[:k]) if k else "") + "\n" + full.split("\n")[-1]
+            assert p[1]["content"] == want
+    # off: with --no-known-prefixes, with soft labels, or without every-turn answers
+    for off in (dict(known_prefixes=False), dict(answer_every_turn=False)):
+        assert not any(e.points for e in pretraining_examples(PretrainConfig(cases=10, known_share=1.0, **off)))
 
 
 def _q(case, i):

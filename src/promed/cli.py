@@ -191,8 +191,8 @@ def run_stage1_cmd(cfg, progress: bool) -> None:
 def pretrain_spec() -> CommandSpec:
     from promed.train.pretrain import PretrainConfig
 
-    items = (Opt("cases"), Opt("subsets_per_case"), Opt("data_seed"), Opt("known_share"), Opt("known_min_fraction"), Opt("answer_every_turn"),
-             Opt("answer_format"),
+    items = (Opt("cases"), Opt("subsets_per_case"), Opt("data_seed"), Opt("known_share"), Opt("known_min_fraction"),
+             Opt("answer_every_turn"), Opt("known_prefixes"), Opt("answer_format"),
              Opt("labels"), Opt("small.pretokenize"), Opt("small.vocab_size"),
              Opt("small.hidden_size"), Opt("small.num_layers"), Opt("epochs"), Opt("max_steps"), Opt("batch_size"),
              Opt("learning_rate"), Opt("seed"), Opt("num_threads", ("--threads",)), Opt("stop_after_steps"),

@@ -29,16 +29,19 @@ def _budget_line(left: int) -> str:
 
 
 def case_message(view: DoctorView) -> str:
-    """The first user message: initial information, any facts known up front, the question and options."""
+    """The first user message: initial information, the question and options, then any facts known up front.
+
+    The known facts come last so that the message with the first ``k`` of them is a prefix of the message with
+    all of them (up to the budget line after it): pretraining trains the answer after every prefix of the list in
+    one sequence (:mod:`promed.train.branches`), each branch a few tokens instead of the question and options
+    again."""
     asked = {i for t in view.turns for i in t.revealed}
     given = [f for f in view.known_facts if f.id not in asked]
-    lines = [f"Patient: {view.initial}"]
+    lines = [f"Patient: {view.initial}", f"Question: {view.question}", "Options:"]
+    lines += [f"{o.letter}. {o.text}" for o in view.options]
     if given:
         lines.append("Known facts:")
         lines += [f"- {f.text}" for f in given]
-    lines.append(f"Question: {view.question}")
-    lines.append("Options:")
-    lines += [f"{o.letter}. {o.text}" for o in view.options]
     return "\n".join(lines)
 
 

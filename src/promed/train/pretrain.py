@@ -16,7 +16,10 @@ Data (:func:`pretraining_examples`)
     :func:`promed.env.consultation.dialogue_view`), in one of two layouts:
 
     * **known facts** (share ``known_share``): the facts listed up front, as ``EnvConfig(reveal_all=True)``
-      (``full-info``) shows them;
+      (``full-info``) shows them, here in random order; with ``known_prefixes`` (and ``answer_every_turn``, hard
+      labels) the example also trains the answer after every prefix of that list (the first 0, 1, ... facts), each
+      as a branch of the same sequence (the known facts come last in the doctor's first message, so a branch is
+      the budget line and the answer, ~12 tokens: :func:`known_prefix_points`);
     * **dialogue**: at most ``dialogue_max_turns`` facts (the question budget of a consultation), each as a
       question/reply turn: the question from the SynthClinic template question writer
       (:func:`promed.data.synthclinic.question_for_fact`), the reply the fact's text, as ``FactPatient`` answers it
@@ -84,7 +87,7 @@ import functools
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -129,6 +132,10 @@ class PretrainConfig:
                                                                     "(promed.train.branches; exact by attention "
                                                                     "mask), not only at the end. Hard labels only "
                                                                     "(soft labels train the final answer)."})
+    known_prefixes: bool = field(default=True, metadata={"help": "Known-facts layout (hard labels, with "
+                                                                 "answer_every_turn): train the answer after every "
+                                                                 "prefix of the listed facts too (random order), each "
+                                                                 "a branch of the same sequence."})
     dialogue_max_turns: int = field(default=5, metadata={"help": "Dialogue layout: at most this many question/reply "
                                                                  "turns (a consultation's question budget; the "
                                                                  "known-facts layout shows subsets of every size)."})
@@ -230,9 +237,9 @@ def render_example(case: Case, fact_ids: Sequence[int], *, known: bool, budget: 
     """Chat messages for one pretraining example: the consultation prompt the doctor would see with ``fact_ids``
     known (listed up front if ``known``, else revealed by question/reply turns in the given order), then the answer
     turn for ``letter`` (default: the gold one)."""
-    if known:
+    if known:  # listed in the given order (a consultation lists them by id; prefixes of a random order here)
         state = DialogueState(known=frozenset(int(i) for i in fact_ids))
-        view = dialogue_view(case, state, budget)
+        view = replace(dialogue_view(case, state, budget), known_facts=tuple(case.facts[int(i)] for i in fact_ids))
     else:
         state = dialogue_state(case, fact_ids, refusals, rng)
         view = dialogue_view(case, state, max(budget, state.n_questions))
@@ -266,6 +273,9 @@ class PretrainExample:
     answers: tuple[str, ...]
     gold: int
     probs: tuple[float, ...] | None = None
+    points: tuple[tuple[dict, ...], ...] = ()
+    """Earlier answer points given explicitly (the known-facts layout's prefixes), each a whole conversation ending
+    in the answer turn; a dialogue's are found from its turns (:func:`promed.train.branches.answer_points`)."""
 
     @property
     def id(self) -> str:
@@ -294,11 +304,17 @@ def case_examples(case: Case, cfg: PretrainConfig, rng: np.random.Generator) -> 
                                                           initial_findings=case.initial_findings)]
                 if pool:
                     refusals = [pool[int(i)] for i in rng.permutation(len(pool))[:n_ref]]
-        msgs = render_example(case, [int(i) for i in subset], known=known, budget=budget,
-                              answer_format=cfg.answer_format, refusals=refusals, rng=rng)
+        ids = [int(i) for i in subset]
+        msgs = render_example(case, ids, known=known, budget=budget, answer_format=cfg.answer_format,
+                              refusals=refusals, rng=rng)
+        points: tuple = ()
+        if known and cfg.known_prefixes and cfg.answer_every_turn and cfg.labels == "hard":
+            points = tuple(tuple(render_example(case, ids[:k], known=True, budget=budget,
+                                                answer_format=cfg.answer_format)) for k in range(len(ids)))
         yield PretrainExample(ChatExample(id=f"{case.id}/{j}", messages=tuple(msgs)),
                               answers=tuple(answer_text(case, o.letter, cfg.answer_format) for o in case.options),
-                              gold=case.gold_index, probs=_posterior(case, subset) if cfg.labels == "soft" else None)
+                              gold=case.gold_index, probs=_posterior(case, subset) if cfg.labels == "soft" else None,
+                              points=points)
 
 
 def _posterior(case: Case, fact_ids) -> tuple[float, ...]:
@@ -359,6 +375,33 @@ def answer_only_labels(messages: Sequence[dict], tokenizer, max_len: int | None 
     return tokenize_with_mask(messages, tokenizer, max_len=max_len, last_only=True)
 
 
+def known_prefix_points(messages: Sequence[dict], n_facts: int, tokenizer) -> list[tuple[list[int], list[int]]]:
+    """The tokenized answer points of a known-facts example listing ``n_facts`` facts: with the first ``k`` facts
+    listed (``k = 0..n_facts``; the last is ``messages`` itself), as ``(input_ids, labels)``.
+
+    Tokenizes once: the prompt with ``k`` facts is the full prompt up to the line break that ends fact ``k`` (for
+    ``k = 0``, the one before ``Known facts:``), then the same budget line, answer header and answer. That holds
+    when a line break is one token that no merge crosses (``synthclinic-small`` either way); :func:`build_dataset`
+    checks it against rendering each prefix on the first examples. Returns [] if the prompt does not have that
+    shape."""
+    from promed.train.data import tokenize_with_mask
+
+    ids, labels = tokenize_with_mask(messages, tokenizer, last_only=True)
+    nl = tokenizer.encode("\n", add_special_tokens=False)
+    first = next((i for i, lab in enumerate(labels) if lab != -100), 0)
+    if len(nl) != 1 or n_facts < 1:
+        return []
+    breaks = [i for i in range(first) if ids[i] == nl[0]]
+    if len(breaks) < n_facts + 2:
+        return []
+    q = breaks[-1] + 1
+    cuts = [breaks[-(n_facts + 2)], *breaks[-n_facts:-1]]
+    return [(ids[:c + 1] + ids[q:], [-100] * (c + 1) + labels[q:]) for c in cuts] + [(ids, labels)]
+
+
+PREFIX_CHECKS = 16  # known-facts examples whose one-pass prefixes are checked against rendering each prefix
+
+
 def build_dataset(examples: Sequence[PretrainExample], tokenizer, max_len: int, soft: bool = False,
                   every_turn: bool = False):
     """Pre-tokenized ``datasets.Dataset``; examples cut by ``max_len`` (their answer is at the end) are dropped.
@@ -370,14 +413,27 @@ def build_dataset(examples: Sequence[PretrainExample], tokenizer, max_len: int, 
     :mod:`promed.train.distill` (the option token's label turned off)."""
     from datasets import Dataset
 
-    from promed.train.branches import branched_example
+    from promed.train.branches import branched_example, branched_points
     from promed.train.distill import soft_target
+
+    from promed.train.branches import pack_branches
+    from promed.train.data import tokenize_with_mask
 
     rows: list[dict] = []
     dropped = 0
+    checks, one_pass = PREFIX_CHECKS, True
     for ex in examples:
         if not soft:
-            packed = branched_example(ex.messages, tokenizer, every_turn=every_turn)
+            if ex.points and every_turn:
+                fast = known_prefix_points(ex.messages, len(ex.points), tokenizer) if one_pass else []
+                if checks > 0 and fast:
+                    checks -= 1
+                    one_pass = fast == [tokenize_with_mask(p, tokenizer, last_only=True)
+                                        for p in (*ex.points, ex.messages)]
+                packed = (pack_branches(fast) if fast and one_pass
+                          else branched_points([*ex.points, ex.messages], tokenizer))
+            else:
+                packed = branched_example(ex.messages, tokenizer, every_turn=every_turn)
             if max(packed.position_ids) + 1 > max_len:  # the final answer point, the longest, is cut
                 dropped += 1
             else:
