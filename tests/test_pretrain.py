@@ -214,10 +214,11 @@ def test_a_small_run_learns_a_toy_rule_and_loads_as_a_doctor(tmp_path):
     assert np.mean([isinstance(a, Answer) and a.letter == c.answer for a, c in zip(actions, test)]) >= 0.4
 
 
-def test_interrupted_then_resumed_run_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("labels", ["hard", "soft"])
+def test_interrupted_then_resumed_run_equals_uninterrupted(tmp_path, labels):
     from safetensors.torch import load_file
 
-    cfg = _cfg(tmp_path / "full")
+    cfg = _cfg(tmp_path / "full", labels=labels)
     full = run_pretrain(cfg)
     part_cfg = replace(cfg, out=tmp_path / "part")
     part = run_pretrain(replace(part_cfg, stop_after_steps=3))

@@ -49,6 +49,8 @@ class Branched:
     branch_start: tuple[int, ...]
     n_main: int
     n_answers: int
+    answer_pos: tuple[int, ...] = ()
+    """Per branch, the position whose logit predicts its first labelled token (soft targets are placed from it)."""
 
     def as_row(self) -> dict:
         return {"input_ids": list(self.input_ids), "targets": list(self.targets),
@@ -80,9 +82,11 @@ def pack_branches(encodings: Sequence[tuple[Sequence[int], Sequence[int]]]) -> B
     main = last_ids[:n_main]
     input_ids, targets = list(main), [IGNORE_INDEX] * n_main
     position_ids, ctx, start = list(range(n_main)), [0] * n_main, [0] * n_main
+    answer_pos = []
     for (ids, labels), first in zip(encodings, firsts):
         p = min(common_prefix_len(ids[:n_main], main), first - 1)
         s = len(input_ids)
+        answer_pos.append(s + first - 1 - p)
         seg = list(ids[p:])
         input_ids.extend(seg)
         targets.extend([*labels[p + 1:], IGNORE_INDEX])
@@ -90,7 +94,7 @@ def pack_branches(encodings: Sequence[tuple[Sequence[int], Sequence[int]]]) -> B
         ctx.extend([p] * len(seg))
         start.extend([s] * len(seg))
     return Branched(tuple(int(x) for x in input_ids), tuple(int(x) for x in targets), tuple(position_ids),
-                    tuple(ctx), tuple(start), n_main, len(encodings))
+                    tuple(ctx), tuple(start), n_main, len(encodings), tuple(answer_pos))
 
 
 def answer_points(messages: Sequence[dict]) -> list[list[dict]]:
@@ -165,7 +169,9 @@ def attention_bias(ctx, start, lengths, total: int):
 
 
 class BranchCollator:
-    """Left-pads packed examples (:meth:`Branched.as_row` columns) and builds the 4-D attention mask."""
+    """Left-pads packed examples (:meth:`Branched.as_row` columns) and builds the 4-D attention mask; rows with the
+    soft-target columns of :mod:`promed.train.distill` give ``soft_index`` ((N, 2): batch row, position),
+    ``soft_ids`` and ``soft_probs`` ((N, K), padded with probability 0)."""
 
     def __init__(self, pad_token_id: int):
         self.pad_token_id = int(pad_token_id)
@@ -191,15 +197,55 @@ class BranchCollator:
             start[b, pad:] = torch.tensor(r["branch_start"]) + pad
         labelled = (targets != IGNORE_INDEX).any(0).nonzero()
         keep = int(T - labelled.min()) if len(labelled) else 1
-        return {"input_ids": ids, "targets": targets, "position_ids": pos,
-                "attention_mask": attention_bias(ctx, start, lengths, T), "logits_to_keep": keep}
+        batch = {"input_ids": ids, "targets": targets, "position_ids": pos,
+                 "attention_mask": attention_bias(ctx, start, lengths, T), "logits_to_keep": keep}
+        if rows and "soft_pos" in rows[0]:
+            batch.update(_soft_batch(rows, T))
+        return batch
+
+
+def _soft_batch(rows: list[dict], T: int) -> dict:
+    import torch
+
+    index, sids, sprobs = [], [], []
+    for b, r in enumerate(rows):
+        pad = T - len(r["input_ids"])
+        for p, i, q in zip(r["soft_pos"], r["soft_ids"], r["soft_probs"]):
+            index.append((b, pad + int(p)))
+            sids.append(list(i))
+            sprobs.append(list(q))
+    K = max((len(i) for i in sids), default=1)
+    return {"soft_index": torch.tensor(index, dtype=torch.long).reshape(-1, 2),
+            "soft_ids": torch.tensor([i + [0] * (K - len(i)) for i in sids], dtype=torch.long).reshape(-1, K),
+            "soft_probs": torch.tensor([q + [0.0] * (K - len(q)) for q in sprobs]).reshape(-1, K)}
+
+
+SOFT_BATCH = ("soft_index", "soft_ids", "soft_probs")
+
+
+def branch_loss(logits, targets, soft=None):
+    """Mean next-token cross-entropy over the labelled positions of ``targets`` ((B, K) aligned with ``logits``'
+    (B, K, V)); with ``soft`` (``soft_index`` shifted into the kept window, ``soft_ids``, ``soft_probs``) the
+    positions listed there use ``-sum_k q_k log p(id_k)`` instead (pure; :mod:`promed.train.distill`)."""
+    import torch.nn.functional as F
+
+    V = logits.shape[-1]
+    ce = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=IGNORE_INDEX,
+                         reduction="none").view(targets.shape)
+    if soft is not None and len(soft[0]):
+        index, ids, probs = soft
+        rows, cols = index[:, 0], index[:, 1]
+        logp = logits[rows, cols].log_softmax(-1).gather(1, ids)
+        ce = ce.index_put((rows, cols), -(probs * logp).sum(-1))
+    n = (targets != IGNORE_INDEX).sum()
+    return ce.sum() / n.clamp(min=1)
 
 
 @functools.cache
 def branch_trainer_class():
     """:class:`trl.SFTTrainer` whose loss reads packed branches (built on first use: importing this module does not
     import TRL)."""
-    import torch.nn.functional as F
+    import torch
     from trl import SFTTrainer
 
     class BranchSFTTrainer(SFTTrainer):
@@ -208,16 +254,21 @@ def branch_trainer_class():
         explicit next-token ``targets`` there."""
 
         def _set_signature_columns_if_needed(self):
+            from promed.train.distill import SOFT_COLUMNS
+
             super()._set_signature_columns_if_needed()
-            self._signature_columns = [*self._signature_columns, *BRANCH_COLUMNS]
+            self._signature_columns = [*self._signature_columns, *BRANCH_COLUMNS, *SOFT_COLUMNS]
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             targets = inputs.pop("targets")
             keep = int(inputs.pop("logits_to_keep"))
+            soft = None
+            if "soft_index" in inputs:
+                index, ids, probs = (inputs.pop(k) for k in SOFT_BATCH)
+                shift = targets.shape[1] - keep
+                soft = (torch.stack([index[:, 0], index[:, 1] - shift], 1), ids, probs)
             out = model(**inputs, logits_to_keep=keep, use_cache=False)
-            logits = out.logits.float()  # (B, keep, V)
-            tail = targets[:, -keep:]
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tail.reshape(-1), ignore_index=IGNORE_INDEX)
+            loss = branch_loss(out.logits.float(), targets[:, -keep:], soft)  # logits (B, keep, V)
             return (loss, out) if return_outputs else loss
 
     return BranchSFTTrainer

@@ -16,8 +16,8 @@ Data (:func:`pretraining_examples`)
     :func:`promed.env.consultation.dialogue_view`), in one of two layouts:
 
     * **known facts** (share ``known_share``): the facts listed up front, as ``EnvConfig(reveal_all=True)``
-      (``full-info``) shows them, here in random order; with ``known_prefixes`` (and ``answer_every_turn``, hard
-      labels) the example also trains the answer after every prefix of that list (the first 0, 1, ... facts), each
+      (``full-info``) shows them, here in random order; with ``known_prefixes`` (and ``answer_every_turn``) the
+      example also trains the answer after every prefix of that list (the first 0, 1, ... facts), each
       as a branch of the same sequence (the known facts come last in the doctor's first message, so a branch is
       the budget line and the answer, ~12 tokens: :func:`known_prefix_points`);
     * **dialogue**: at most ``dialogue_max_turns`` facts (the question budget of a consultation), each as a
@@ -33,11 +33,12 @@ Data (:func:`pretraining_examples`)
     example also trains the answer at each earlier point where the doctor could have answered (after the initial
     statement, after each reply): each is a short branch after the one shared prompt (:mod:`promed.train.branches`,
     exact by attention mask and position ids), so one ~150-token sequence carries 1 + turns answers instead of one.
-    The hard label is the same at every point: in SynthClinic the gold is a draw from the posterior given *all*
+    Soft labels give each point the posterior of what it sees; the hard label is the same at every point: in SynthClinic the gold is a draw from the posterior given *all*
     facts, whose expectation over the unseen facts is the posterior given the facts seen so far, so each point's
     cross-entropy still has its own posterior as minimiser. Measured (BENCHMARKS.md "Pretraining, session 7"): at
     700 steps 0.390 / 0.537 reactive / all facts against 0.360 / 0.407 with the final answer only, and each step is
-    faster (0.59 s against 0.64-0.8 s: logits on the answer tokens only).
+    faster (0.59 s against 0.64-0.8 s: logits on the answer tokens only). The known-facts prefixes (session 8):
+    0.673 with all facts at 700 steps against 0.537, in less time (8.1 against 9.8 minutes).
 
 Answer format (``answer_format``; measured, BENCHMARKS.md "Pretraining"): ``name``, ``ANSWER: <option text>``,
     the default; ``text``, ``ANSWER: <option text> (<letter>)``; ``letter``, ``ANSWER: <letter>``. All three are
@@ -50,22 +51,22 @@ Answer format (``answer_format``; measured, BENCHMARKS.md "Pretraining"): ``name
     the name), against 75% of the ``name`` doctor's (100% after 1,500 steps); on the toy rule of the tests the same
     (``(D)`` after every name). ``name`` has no letter to get wrong; a disease name outside the options is an invalid turn, as any other.
 
-Labels (``labels``; measured, BENCHMARKS.md "Pretraining"): ``hard``, the default, is the generator's gold option;
-    ``soft`` distils the exact posterior of what the prompt shows (:mod:`promed.train.distill`: the cross-entropy
-    against it at the answer's option token). In SynthClinic the gold diagnosis *is* a draw from that posterior
-    (the generator samples the disease first, and the documentation of findings and our choice of subset are
-    independent of it), so both have the posterior as minimiser; the hard label only adds noise where the facts
-    leave the answer open. Soft labels need each option's answer turn to differ in exactly one token, i.e. a
-    tokenizer in which every diagnosis is one token (``SmallModelConfig(pretokenize="lines", vocab_size=4096)``).
-    Under that tokenizer soft beat hard (700 steps: 0.357 / 0.430 reactive / all facts against 0.320 / 0.333), but
-    the word-split tokenizer with hard labels learned the knowledge base faster per example than either (0.360 /
-    0.407 at 700 steps; 0.76 with all facts after 48,000 examples against 0.60 after 80,000 with lines + soft), so
-    it stays the default. (Word-split text with each diagnosis added as one token: 0.240 / 0.240 at 700 steps; we
-    read this as the diagnosis sharing words with the facts, e.g. "Hepatitis A IgM", being how the model links them.)
+Labels (``labels``; measured, BENCHMARKS.md "Pretraining"): ``soft``, the default, distils the exact posterior of
+    what each answer point shows (:mod:`promed.train.distill`: along the gold answer's tokens, the posterior's
+    next-token distribution from a trie over the options' answer turns, so any tokenizer works); ``hard`` is the
+    generator's gold option. In SynthClinic the gold diagnosis *is* a draw from that posterior (the generator
+    samples the disease first, and the documentation of findings and our choice of subset are independent of it),
+    so both have the posterior as minimiser; the hard label only adds noise where the facts leave the answer open,
+    and soft targets train calibration directly. Measured at 700 steps with every answer branch (session 8): soft
+    0.353 / **0.857** reactive / all facts and calibration error 0.067 / 0.118, against hard 0.343 / 0.673 and
+    0.092 / 0.236. (Earlier, soft labels needed one token per diagnosis, ``pretokenize="lines"``, which learned
+    less per example than words; word-split text with each diagnosis added as one token learned least: 0.240 /
+    0.240 at 700 steps, we read this as the diagnosis sharing words with the facts, e.g. "Hepatitis A IgM", being
+    how the model links them.)
 
 Tokenizer: ``synthclinic-small``'s byte-level BPE on words (2,048 tokens; ~140 tokens per example). With
     ``pretokenize="lines"`` merges may cross spaces inside a line (~59 tokens per example, a fact or a diagnosis
-    one token; ``--labels soft`` needs it); merging across line breaks too (~35 tokens) learned worst of all (0.278
+    one token); merging across line breaks too (~35 tokens) learned worst of all (0.278
     / 0.414 after 88,000 examples). Numbers: BENCHMARKS.md.
 
 Training is Stage 1's SFT machinery (:mod:`promed.train.sft`: the ``synthclinic-small`` builder whose BPE
@@ -73,8 +74,8 @@ tokenizer is trained on the examples' texts, TRL's ``SFTTrainer`` with SFT's tra
 resume, the final save, ``loss.png``), composed rather than re-written. Two things differ from ``run_sft`` and are
 done here: (1) the labels (:func:`answer_only_labels`: the loss on the answer turns only, since the dialogue
 layout's question turns are random template questions that a reactive doctor must not learn to ask; SFT's
-:func:`promed.train.data.tokenize_with_mask` puts every assistant turn in the loss; with hard labels the rows are
-packed answer branches, :mod:`promed.train.branches`, whose trainer computes the logits of the answer tokens only),
+:func:`promed.train.data.tokenize_with_mask` puts every assistant turn in the loss; the rows are packed answer
+branches, :mod:`promed.train.branches`, whose trainer computes the logits of the answer tokens only),
 and (2) the examples are
 generated in memory from the config (deterministic, so a resumed run sees the same data) instead of read from a
 JSONL file, and batched by length (``group_by_length``: about half the padding, 1.9x faster on CPU). The result
@@ -130,10 +131,9 @@ class PretrainConfig:
                                                                     "initial statement and after every reply too, "
                                                                     "each as a branch of the same sequence "
                                                                     "(promed.train.branches; exact by attention "
-                                                                    "mask), not only at the end. Hard labels only "
-                                                                    "(soft labels train the final answer)."})
-    known_prefixes: bool = field(default=True, metadata={"help": "Known-facts layout (hard labels, with "
-                                                                 "answer_every_turn): train the answer after every "
+                                                                    "mask), not only at the end."})
+    known_prefixes: bool = field(default=True, metadata={"help": "Known-facts layout (with answer_every_turn): "
+                                                                 "train the answer after every "
                                                                  "prefix of the listed facts too (random order), each "
                                                                  "a branch of the same sequence."})
     dialogue_max_turns: int = field(default=5, metadata={"help": "Dialogue layout: at most this many question/reply "
@@ -144,13 +144,12 @@ class PretrainConfig:
     answer_format: str = field(default=DEFAULT_ANSWER_FORMAT,
                                metadata={"help": "Answer turn: name ('ANSWER: <option text>'), text ('ANSWER: <option "
                                                  "text> (<letter>)') or letter ('ANSWER: <letter>')."})
-    labels: str = field(default="hard", metadata={"help": "Answer-turn targets: hard (the generator's gold) or soft "
-                                                       "(the exact SynthClinic posterior over the options, distilled "
-                                                       "at the option token: promed.train.distill; needs "
-                                                       "small.pretokenize = lines)."})
+    labels: str = field(default="soft", metadata={"help": "Answer-turn targets: soft (the exact SynthClinic "
+                                                       "posterior of what each answer point sees, spread over the "
+                                                       "answer's tokens: promed.train.distill) or hard (the "
+                                                       "generator's gold option)."})
     small: SmallModelConfig = field(default_factory=SmallModelConfig,
-                                    metadata={"help": "Tokenizer/model size of synthclinic-small (pretokenize lines "
-                                                      "and vocab_size 4096 for soft labels)."})
+                                    metadata={"help": "Tokenizer/model size of synthclinic-small."})
     epochs: float = field(default=1.0, metadata={"help": "Passes over the generated examples."})
     max_steps: int = field(default=-1, metadata={"help": "If > 0, total optimizer steps (overrides epochs)."})
     batch_size: int = field(default=32, metadata={"help": "Examples per optimizer step."})
@@ -272,7 +271,8 @@ class PretrainExample:
     chat: ChatExample
     answers: tuple[str, ...]
     gold: int
-    probs: tuple[float, ...] | None = None
+    point_probs: tuple[tuple[float, ...], ...] | None = None
+    """With soft labels, the exact posterior at each answer point, in packing order (the last: the whole prompt)."""
     points: tuple[tuple[dict, ...], ...] = ()
     """Earlier answer points given explicitly (the known-facts layout's prefixes), each a whole conversation ending
     in the answer turn; a dialogue's are found from its turns (:func:`promed.train.branches.answer_points`)."""
@@ -280,6 +280,11 @@ class PretrainExample:
     @property
     def id(self) -> str:
         return self.chat.id
+
+    @property
+    def probs(self) -> tuple[float, ...] | None:
+        """The exact posterior given the whole prompt (soft labels), else None."""
+        return self.point_probs[-1] if self.point_probs else None
 
     @property
     def messages(self) -> tuple:
@@ -308,21 +313,40 @@ def case_examples(case: Case, cfg: PretrainConfig, rng: np.random.Generator) -> 
         msgs = render_example(case, ids, known=known, budget=budget, answer_format=cfg.answer_format,
                               refusals=refusals, rng=rng)
         points: tuple = ()
-        if known and cfg.known_prefixes and cfg.answer_every_turn and cfg.labels == "hard":
+        if known and cfg.known_prefixes and cfg.answer_every_turn:
             points = tuple(tuple(render_example(case, ids[:k], known=True, budget=budget,
                                                 answer_format=cfg.answer_format)) for k in range(len(ids)))
+        probs = None
+        if cfg.labels == "soft":
+            shown = ([ids[:k] for k in range(len(ids) + 1)] if points
+                     else [ids] if known else revealed_at_answer_points(case, msgs))
+            probs = _posteriors(case, shown)
         yield PretrainExample(ChatExample(id=f"{case.id}/{j}", messages=tuple(msgs)),
                               answers=tuple(answer_text(case, o.letter, cfg.answer_format) for o in case.options),
-                              gold=case.gold_index, probs=_posterior(case, subset) if cfg.labels == "soft" else None,
-                              points=points)
+                              gold=case.gold_index, point_probs=probs, points=points)
 
 
-def _posterior(case: Case, fact_ids) -> tuple[float, ...]:
-    """The exact SynthClinic posterior over ``case``'s options given its initial statement and ``fact_ids``."""
+def revealed_at_answer_points(case: Case, messages: Sequence[dict]) -> list[list[int]]:
+    """The facts revealed so far at each answer point of a dialogue example (after each user turn): the facts whose
+    text opens the patient's replies up to there (a refusal reveals none)."""
+    by_text = {f.text: f.id for f in case.facts}
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    out, seen = [[]], []
+    for reply in users[1:]:
+        fid = by_text.get(reply.split("\n", 1)[0])
+        if fid is not None:
+            seen = [*seen, int(fid)]
+        out.append(seen)
+    return out
+
+
+def _posteriors(case: Case, fact_sets) -> tuple[tuple[float, ...], ...]:
+    """The exact SynthClinic posteriors over ``case``'s options given its initial statement and each fact set."""
     if not case.initial_findings:
         raise ValueError(f"case {case.id!r} is not a SynthClinic case: soft labels need its exact posterior "
                          "(use --labels hard)")
-    return tuple(float(p) for p in _bayes().probs([case.query([int(i) for i in fact_ids])])[0])
+    probs = _bayes().probs([case.query([int(i) for i in ids]) for ids in fact_sets])
+    return tuple(tuple(float(p) for p in row) for row in probs)
 
 
 @functools.lru_cache(maxsize=1)
@@ -404,53 +428,69 @@ PREFIX_CHECKS = 16  # known-facts examples whose one-pass prefixes are checked a
 
 def build_dataset(examples: Sequence[PretrainExample], tokenizer, max_len: int, soft: bool = False,
                   every_turn: bool = False):
-    """Pre-tokenized ``datasets.Dataset``; examples cut by ``max_len`` (their answer is at the end) are dropped.
-    Returns (dataset, n_dropped).
+    """Pre-tokenized ``datasets.Dataset`` of packed rows (:mod:`promed.train.branches`: ``input_ids``, next-token
+    ``targets``, position ids and the branch columns); examples cut by ``max_len`` (their answer is at the end) are
+    dropped. Returns (dataset, n_dropped).
 
-    Hard labels: packed rows of :mod:`promed.train.branches` (``input_ids``, next-token ``targets``, position ids and
-    the branch columns; with ``every_turn`` one answer branch per answer point of a dialogue, else the final answer
-    only). Soft labels: ``input_ids``, ``labels`` on the answer turn and the soft-target columns of
-    :mod:`promed.train.distill` (the option token's label turned off)."""
+    With ``every_turn`` one answer branch per answer point (each reply of a dialogue, each prefix of the known facts
+    given as ``points``), else the final answer only. With ``soft`` the rows also hold the soft-target columns of
+    :mod:`promed.train.distill`: at each branch, the exact posterior of what that branch sees, spread over the
+    answer's tokens."""
     from datasets import Dataset
 
-    from promed.train.branches import branched_example, branched_points
-    from promed.train.distill import soft_target
-
-    from promed.train.branches import pack_branches
+    from promed.train.branches import branched_example, branched_points, pack_branches
     from promed.train.data import tokenize_with_mask
 
     rows: list[dict] = []
     dropped = 0
     checks, one_pass = PREFIX_CHECKS, True
     for ex in examples:
-        if not soft:
-            if ex.points and every_turn:
-                fast = known_prefix_points(ex.messages, len(ex.points), tokenizer) if one_pass else []
-                if checks > 0 and fast:
-                    checks -= 1
-                    one_pass = fast == [tokenize_with_mask(p, tokenizer, last_only=True)
-                                        for p in (*ex.points, ex.messages)]
-                packed = (pack_branches(fast) if fast and one_pass
-                          else branched_points([*ex.points, ex.messages], tokenizer))
-            else:
-                packed = branched_example(ex.messages, tokenizer, every_turn=every_turn)
-            if max(packed.position_ids) + 1 > max_len:  # the final answer point, the longest, is cut
-                dropped += 1
-            else:
-                rows.append(packed.as_row())
-            continue
-        ids, labels = answer_only_labels(ex.messages, tokenizer)
-        if len(ids) > max_len:
+        if ex.points and every_turn:
+            fast = known_prefix_points(ex.messages, len(ex.points), tokenizer) if one_pass else []
+            if checks > 0 and fast:
+                checks -= 1
+                one_pass = fast == [tokenize_with_mask(p, tokenizer, last_only=True)
+                                    for p in (*ex.points, ex.messages)]
+            packed = (pack_branches(fast) if fast and one_pass
+                      else branched_points([*ex.points, ex.messages], tokenizer))
+        else:
+            packed = branched_example(ex.messages, tokenizer, every_turn=every_turn)
+        if max(packed.position_ids) + 1 > max_len:  # the final answer point, the longest, is cut
             dropped += 1
             continue
-        if ex.probs is None:
-            raise ValueError(f"example {ex.id!r} has no posterior: soft labels need SynthClinic cases")
-        t = soft_target(ids, labels, ex.answers, ex.gold, ex.probs, tokenizer)
-        rows.append({"input_ids": ids, "labels": labels, "soft_pos": t.pos, "soft_ids": list(t.ids),
-                     "soft_probs": list(t.probs), "length": len(ids)})
+        row = packed.as_row()
+        if soft:
+            row.update(soft_columns(ex, packed, tokenizer))
+        rows.append(row)
     if not rows:
         raise ValueError(f"no pretraining example fits in max_len={max_len} tokens")
     return Dataset.from_dict({k: [r[k] for r in rows] for k in rows[0]}), dropped
+
+
+def soft_columns(ex: PretrainExample, packed, tokenizer) -> dict:
+    """The soft-target columns of one packed example: per branch, :func:`promed.train.distill.answer_soft_targets`
+    of that answer point's posterior, placed at the row positions that predict the answer's tokens."""
+    from promed.train.distill import answer_sequences, answer_soft_targets
+
+    if not ex.point_probs:
+        raise ValueError(f"example {ex.id!r} has no posterior: soft labels need SynthClinic cases")
+    probs = ex.point_probs[-packed.n_answers:]  # the final answer only: the last point
+    if len(probs) != packed.n_answers:
+        raise ValueError(f"example {ex.id!r}: {packed.n_answers} answer points but {len(ex.point_probs)} posteriors")
+    first = packed.answer_pos[-1]
+    gold_span = []
+    for i in range(first, len(packed.targets)):
+        if packed.targets[i] == -100:
+            break
+        gold_span.append(packed.targets[i])
+    seqs = answer_sequences(ex.answers, ex.gold, gold_span, tokenizer)
+    pos, ids, ps = [], [], []
+    for at, q in zip(packed.answer_pos, probs):
+        for t, tok_ids, tok_probs in answer_soft_targets(seqs, q, ex.gold):
+            pos.append(at + t)
+            ids.append(list(tok_ids))
+            ps.append(list(tok_probs))
+    return {"soft_pos": pos, "soft_ids": ids, "soft_probs": ps}
 
 
 @dataclass(frozen=True)
@@ -510,23 +550,12 @@ def _run(cfg: PretrainConfig, out: Path, cases: Sequence[Case] | None) -> Pretra
     args = make_trainer_args(scfg, ckpt_dir, has_eval=False)
     if cfg.group_by_length:
         args.train_sampling_strategy = "group_by_length"  # lengths from the dataset's "length" column
-    if soft:
-        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+    from promed.train.branches import BranchCollator, branch_trainer_class
 
-        from promed.train.distill import SoftTargetCollator, soft_target_trainer_class
-
-        trainer_cls = soft_target_trainer_class()
-        collator = SoftTargetCollator(DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id))
-        column = "labels"
-    else:
-        from promed.train.branches import BranchCollator, branch_trainer_class
-
-        trainer_cls = branch_trainer_class()
-        collator = BranchCollator(tokenizer.pad_token_id)
-        column = "targets"
-    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
-                          callbacks=save_and_stop_callbacks(scfg), data_collator=collator)
-    if trainer.train_dataset[0][column] != train_ds[0][column]:  # our masks must reach the loss untouched
+    trainer = branch_trainer_class()(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
+                                     callbacks=save_and_stop_callbacks(scfg),
+                                     data_collator=BranchCollator(tokenizer.pad_token_id))
+    if trainer.train_dataset[0]["targets"] != train_ds[0]["targets"]:  # our masks must reach the loss untouched
         raise RuntimeError("this TRL version rebuilt the labels of the pre-tokenized dataset; use trl>=1.0")
     trainer.train(resume_from_checkpoint=resume_from)
     state = trainer.state

@@ -27,9 +27,8 @@ encoded without an unknown token. By default the text is first split into words 
 ``pretokenize="lines"`` merges may cross spaces inside a line's content while line breaks and line labels (``A. ``,
 ``- ``, ``ANSWER: ``) stay apart, so a SynthClinic fact or a diagnosis becomes one token, and a diagnosis is the
 same token in the option list and in the answer turn (the model can point at an option). SynthClinic's texts come
-from a finite set of templates, so this costs nothing there and shortens each consultation about threefold; soft
-labels in pretraining need it (one token per diagnosis), though words learned the knowledge base faster per example
-(``promed.train.pretrain``, BENCHMARKS.md).
+from a finite set of templates, so this costs nothing there and shortens each consultation about threefold; words
+learned the knowledge base faster per example (``promed.train.pretrain``, BENCHMARKS.md).
 """
 
 from __future__ import annotations
