@@ -134,15 +134,6 @@ def branched_example(messages: Sequence[dict], tokenizer, every_turn: bool = Tru
     return pack_branches([*points, (ids, labels)])
 
 
-def branched_points(points: Sequence[Sequence[dict]], tokenizer) -> Branched:
-    """Tokenize answer points given explicitly (whole conversations ending in the same answer turn; the last the
-    longest, the others branching off it) as one packed example: the known-facts layout's prefixes, whose prompt
-    with the first ``k`` facts is the full prompt up to fact ``k`` followed by the budget line."""
-    from promed.train.data import tokenize_with_mask
-
-    return pack_branches([tokenize_with_mask(p, tokenizer, last_only=True) for p in points])
-
-
 def _added_ids(tokenizer) -> list[int]:
     try:
         return [int(i) for i in tokenizer.added_tokens_decoder]

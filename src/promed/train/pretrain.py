@@ -85,6 +85,7 @@ in ``out`` is a normal Hugging Face checkpoint (``hf:<out>``, ``llm:<out>``).
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import time
@@ -99,7 +100,7 @@ from promed.doctor.actions import ANSWER_FORMATS, answer_turn
 from promed.doctor.policy import view_to_chat
 from promed.env.consultation import DialogueState, dialogue_view, transition
 from promed.patient.guard import REFUSAL, safe_fact_ids
-from promed.train.data import ChatExample
+from promed.train.data import IGNORE_INDEX, ChatExample
 from promed.train.sft import SMALL_SPEC, SFTResult, SFTRunConfig
 from promed.train.small_model import SmallModelConfig
 from promed.types import Ask, Case
@@ -282,11 +283,6 @@ class PretrainExample:
         return self.chat.id
 
     @property
-    def probs(self) -> tuple[float, ...] | None:
-        """The exact posterior given the whole prompt (soft labels), else None."""
-        return self.point_probs[-1] if self.point_probs else None
-
-    @property
     def messages(self) -> tuple:
         return self.chat.messages
 
@@ -412,7 +408,7 @@ def known_prefix_points(messages: Sequence[dict], n_facts: int, tokenizer) -> li
 
     ids, labels = tokenize_with_mask(messages, tokenizer, last_only=True)
     nl = tokenizer.encode("\n", add_special_tokens=False)
-    first = next((i for i, lab in enumerate(labels) if lab != -100), 0)
+    first = next((i for i, lab in enumerate(labels) if lab != IGNORE_INDEX), 0)
     if len(nl) != 1 or n_facts < 1:
         return []
     breaks = [i for i in range(first) if ids[i] == nl[0]]
@@ -420,7 +416,7 @@ def known_prefix_points(messages: Sequence[dict], n_facts: int, tokenizer) -> li
         return []
     q = breaks[-1] + 1
     cuts = [breaks[-(n_facts + 2)], *breaks[-n_facts:-1]]
-    return [(ids[:c + 1] + ids[q:], [-100] * (c + 1) + labels[q:]) for c in cuts] + [(ids, labels)]
+    return [(ids[:c + 1] + ids[q:], [IGNORE_INDEX] * (c + 1) + labels[q:]) for c in cuts] + [(ids, labels)]
 
 
 PREFIX_CHECKS = 16  # known-facts examples whose one-pass prefixes are checked against rendering each prefix
@@ -438,7 +434,7 @@ def build_dataset(examples: Sequence[PretrainExample], tokenizer, max_len: int, 
     answer's tokens."""
     from datasets import Dataset
 
-    from promed.train.branches import branched_example, branched_points, pack_branches
+    from promed.train.branches import branched_example, pack_branches
     from promed.train.data import tokenize_with_mask
 
     rows: list[dict] = []
@@ -446,13 +442,14 @@ def build_dataset(examples: Sequence[PretrainExample], tokenizer, max_len: int, 
     checks, one_pass = PREFIX_CHECKS, True
     for ex in examples:
         if ex.points and every_turn:
-            fast = known_prefix_points(ex.messages, len(ex.points), tokenizer) if one_pass else []
-            if checks > 0 and fast:
-                checks -= 1
-                one_pass = fast == [tokenize_with_mask(p, tokenizer, last_only=True)
-                                    for p in (*ex.points, ex.messages)]
-            packed = (pack_branches(fast) if fast and one_pass
-                      else branched_points([*ex.points, ex.messages], tokenizer))
+            encodings = known_prefix_points(ex.messages, len(ex.points), tokenizer) if one_pass else []
+            if not encodings or checks > 0:  # render each prefix: the fallback, and the check of the one pass
+                each = [tokenize_with_mask(p, tokenizer, last_only=True) for p in (*ex.points, ex.messages)]
+                if encodings:
+                    checks -= 1
+                    one_pass = encodings == each
+                encodings = each
+            packed = pack_branches(encodings)
         else:
             packed = branched_example(ex.messages, tokenizer, every_turn=every_turn)
         if max(packed.position_ids) + 1 > max_len:  # the final answer point, the longest, is cut
@@ -477,12 +474,7 @@ def soft_columns(ex: PretrainExample, packed, tokenizer) -> dict:
     probs = ex.point_probs[-packed.n_answers:]  # the final answer only: the last point
     if len(probs) != packed.n_answers:
         raise ValueError(f"example {ex.id!r}: {packed.n_answers} answer points but {len(ex.point_probs)} posteriors")
-    first = packed.answer_pos[-1]
-    gold_span = []
-    for i in range(first, len(packed.targets)):
-        if packed.targets[i] == -100:
-            break
-        gold_span.append(packed.targets[i])
+    gold_span = list(itertools.takewhile(lambda t: t != IGNORE_INDEX, packed.targets[packed.answer_pos[-1]:]))
     seqs = answer_sequences(ex.answers, ex.gold, gold_span, tokenizer)
     pos, ids, ps = [], [], []
     for at, q in zip(packed.answer_pos, probs):
