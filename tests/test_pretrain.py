@@ -19,6 +19,7 @@ from promed.env.consultation import DialogueState, dialogue_view
 from promed.train.data import IGNORE_INDEX
 from promed.train.pretrain import (
     PretrainConfig,
+    build_dataset,
     answer_only_labels,
     answer_text,
     pretraining_cases,
@@ -212,6 +213,20 @@ def test_a_small_run_learns_a_toy_rule_and_loads_as_a_doctor(tmp_path):
     actions = [parse_action(g.text, c.options) for g, c in zip(gens, test)]
     assert np.mean([isinstance(a, Answer) for a in actions]) >= 0.9  # it answers, in the grammar
     assert np.mean([isinstance(a, Answer) and a.letter == c.answer for a, c in zip(actions, test)]) >= 0.4
+
+
+def test_packed_rows_longer_than_max_len_train_whole(tmp_path):
+    """Branches make a row longer than the positions it spans; max_len bounds the positions, and the trainer must
+    not cut the row (a cut input_ids with whole branch columns failed in the collator)."""
+    from promed.train.small_model import build_tokenizer
+
+    cfg = _cfg(tmp_path / "long", known_share=1.0, max_len=320, max_steps=2, labels="soft")
+    exs = pretraining_examples(cfg)
+    tok = build_tokenizer([m["content"] for e in exs for m in e.messages], TINY)
+    ds, _ = build_dataset(exs, tok, cfg.max_len, soft=True, every_turn=True)
+    assert max(ds["length"]) > cfg.max_len >= max(max(p) for p in ds["position_ids"]) + 1
+    res = run_pretrain(cfg)
+    assert res.sft.completed and res.sft.steps == 2
 
 
 @pytest.mark.parametrize("labels", ["hard", "soft"])

@@ -540,6 +540,9 @@ def _run(cfg: PretrainConfig, out: Path, cases: Sequence[Case] | None) -> Pretra
     train_ds, n_drop = build_dataset(examples, tokenizer, cfg.max_len, soft=soft, every_turn=cfg.answer_every_turn)
     data_s = time.perf_counter() - t0
     args = make_trainer_args(scfg, ckpt_dir, has_eval=False)
+    # A packed row's branches make it longer than the positions it spans (build_dataset bounds those by max_len);
+    # TRL's truncation at max_length would cut its input_ids and leave the branch columns whole.
+    args.max_length = None
     if cfg.group_by_length:
         args.train_sampling_strategy = "group_by_length"  # lengths from the dataset's "length" column
     from promed.train.branches import BranchCollator, branch_trainer_class
