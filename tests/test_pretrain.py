@@ -229,11 +229,13 @@ def test_packed_rows_longer_than_max_len_train_whole(tmp_path):
     assert res.sft.completed and res.sft.steps == 2
 
 
-@pytest.mark.parametrize("labels", ["hard", "soft"])
-def test_interrupted_then_resumed_run_equals_uninterrupted(tmp_path, labels):
+@pytest.mark.parametrize("labels,cases", [("hard", 24), ("soft", 24), ("soft", 8)])
+def test_interrupted_then_resumed_run_equals_uninterrupted(tmp_path, labels, cases):
+    """24 cases: one epoch of 6 steps; 8 cases: 2 steps per epoch, so the resumed run crosses epoch boundaries
+    (the length-grouped order must depend on (seed, epoch) only, not on torch's global generator)."""
     from safetensors.torch import load_file
 
-    cfg = _cfg(tmp_path / "full", labels=labels)
+    cfg = _cfg(tmp_path / "full", labels=labels, cases=cases)
     full = run_pretrain(cfg)
     part_cfg = replace(cfg, out=tmp_path / "part")
     part = run_pretrain(replace(part_cfg, stop_after_steps=3))
@@ -275,3 +277,20 @@ def test_command_writes_manifest_and_resumes(tmp_path):
     assert (out / "model.safetensors").stat().st_mtime_ns == model_time
     other = runner.invoke(app, ["pretrain", "--config", str(conf), "--out", str(out), "--cases", "17"])
     assert other.exit_code == 2 and "other settings" in other.output
+
+
+def test_length_grouped_order_depends_on_seed_and_epoch_only():
+    from promed.train.branches import epoch_length_grouped_sampler
+
+    sampler_cls = epoch_length_grouped_sampler()
+    lengths = [int(x) for x in np.random.default_rng(0).integers(5, 200, size=300)]
+
+    def order(seed, epoch):
+        s = sampler_cls(8, lengths=lengths, seed=seed)
+        torch.manual_seed(epoch * 7 + 1)  # the global generator must not matter
+        s.set_epoch(epoch)
+        return list(s)
+
+    assert order(0, 0) == order(0, 0) and order(0, 3) == order(0, 3)
+    assert order(0, 0) != order(0, 1) and order(0, 0) != order(1, 0)
+    assert sorted(order(0, 2)) == list(range(300))
