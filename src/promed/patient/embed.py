@@ -107,3 +107,16 @@ class Embedder:
 def default_embedder(device: str = "cpu") -> Embedder:
     """The process-wide shared embedder (one MiniLM, one text cache) used when no embedder is passed."""
     return Embedder(EmbedConfig(device=device))
+
+
+@functools.cache
+def tuned_embedder(path: str, device: str = "cpu") -> Embedder:
+    """An embedder (own text cache) over a fine-tuned SentenceTransformer saved in directory ``path``, offline."""
+    from pathlib import Path
+
+    from sentence_transformers import SentenceTransformer
+
+    if not (Path(path) / "modules.json").exists():
+        raise FileNotFoundError(f"no fine-tuned embedder under {path!r}; make it with "
+                                f"`python benchmarks/train_patient_matcher.py --kind bi --out {path}`")
+    return Embedder(EmbedConfig(device=device), model=SentenceTransformer(path, device=device, local_files_only=True))
