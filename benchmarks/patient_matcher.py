@@ -22,7 +22,7 @@ answer a specific question (broad questions and refusals of answer-seeking quest
 Result (2026-12-03, test scored once): neither learned variant reaches the issue's targets. The fine-tuned
 bi-encoder gains recall on all three splits at about the same precision; the cross-encoder blend gains recall but
 answers far more unanswerable questions on test; the cross-encoder as a pure veto ("gate") is best at a threshold
-that vetoes nothing. Figures: the report of the session that built this (to be written up in BENCHMARKS.md).
+that vetoes nothing. Figures: BENCHMARKS.md, "Learned matchers for the patient".
 """
 
 from __future__ import annotations
