@@ -234,6 +234,12 @@ def branch_loss(logits, targets, soft=None):
     return ce.sum() / n.clamp(min=1)
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The data-order seed of one epoch: a function of (seed, epoch) only, so a resumed run draws what the
+    uninterrupted one drew (the samplers of pretraining and of Stage 2)."""
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch)]).generate_state(1)[0])
+
+
 @functools.cache
 def epoch_length_grouped_sampler():
     """The sampler class below (built on first use: importing this module does not import transformers)."""
@@ -254,7 +260,7 @@ def epoch_length_grouped_sampler():
             self.epoch = int(epoch)
 
         def __iter__(self):
-            self.generator.manual_seed(int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0]))
+            self.generator.manual_seed(epoch_seed(self.seed, self.epoch))
             return super().__iter__()
 
     return EpochLengthGroupedSampler

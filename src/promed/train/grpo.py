@@ -255,13 +255,15 @@ def trainer_class():
     from trl import GRPOTrainer
     from trl.trainer.utils import RepeatSampler
 
+    from promed.train.branches import epoch_seed
+
     class EpochRepeatSampler(RepeatSampler):
         """TRL's sampler with an order that depends on (seed, epoch) only: TRL's draws each epoch's permutation
         from one generator, so a run resumed in a later epoch would replay the first epoch's order."""
 
         def set_epoch(self, epoch: int) -> None:
             if self.shuffle:
-                self.generator.manual_seed(int(np.random.SeedSequence([self.seed or 0, epoch]).generate_state(1)[0]))
+                self.generator.manual_seed(epoch_seed(self.seed or 0, epoch))
 
     class ConsultationGRPOTrainer(GRPOTrainer):
         def __init__(self, *args, credit: Credit, weights: RewardWeights, mix_lambda: float,
