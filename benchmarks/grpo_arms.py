@@ -42,6 +42,9 @@ def main() -> None:
     ap.add_argument("--test-cases", type=int, default=1000)
     ap.add_argument("--max-questions", type=int, default=5)
     ap.add_argument("--no-repeat", type=int, default=8, help="evaluation decoding rule, as in the Stage 1 preset")
+    ap.add_argument("--mix-baseline", default="turns", help="sig-mixed: questions or turns (promed grpo --help)")
+    ap.add_argument("--shapley", type=Path, default=None,
+                    help="an existing Shapley cache of the training cases (promed sig's shapley.jsonl) to read and extend")
     ap.add_argument("--out", type=Path, default=Path("runs/grpo_arms"))
     a = ap.parse_args()
 
@@ -49,7 +52,7 @@ def main() -> None:
     seeds = [int(x) for x in a.seeds.split(",") if x]
     rows: dict[str, dict] = {}
     logs: dict[str, list[dict]] = {}
-    shared: Path | None = None
+    shared: Path | None = a.shapley
     for seed in seeds:
         for arm in arms:
             name = f"grpo-{arm}-s{seed}"
@@ -60,7 +63,8 @@ def main() -> None:
             cfg = GrpoCommandConfig(model=f"hf:{a.model}", data=DataConfig(split="train", limit=a.train_cases),
                                     reward=arm, env=EnvConfig(max_questions=a.max_questions), steps=a.steps,
                                     cases_per_step=a.cases_per_step, group_size=a.group_size,
-                                    learning_rate=a.learning_rate, kl=a.kl, seed=seed, out=out, **extra)
+                                    learning_rate=a.learning_rate, kl=a.kl, seed=seed, out=out,
+                                    mix_baseline=a.mix_baseline, **extra)
             t0 = time.perf_counter()
             summary = run_grpo_command(cfg, progress=True)
             rows[name] = {"train": summary, "train_call_s": round(time.perf_counter() - t0, 1)}

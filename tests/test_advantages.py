@@ -78,10 +78,10 @@ def test_credit_of_each_arm_by_hand():
     z = 1.5 / (1.5 + 1e-4)
     assert out_a == pytest.approx([z, z, 0, z]) and out_b == pytest.approx([-z, -z])
     # sig-mixed: outcome + lambda x the question's SIG normalised over the group's questions (one question: 0)
-    mix_a, _ = credit_advantages("sig-mixed", [a, b], [0, 0], w, mix_lambda=2.0)
+    mix_a, _ = credit_advantages("sig-mixed", [a, b], [0, 0], w, mix_lambda=2.0, mix_baseline="questions")
     assert mix_a == pytest.approx(out_a)
     c = _ep([0, 1, -1, 2], ["ask", "ask", "answer"], [0.1, 0.3, 0.0], True)
-    mix_a, mix_c = credit_advantages("sig-mixed", [a, c], [0, 0], w, mix_lambda=2.0)
+    mix_a, mix_c = credit_advantages("sig-mixed", [a, c], [0, 0], w, mix_lambda=2.0, mix_baseline="questions")
     qs = np.array([0.5, 0.1, 0.3])
     t = (qs - qs.mean()) / (qs.std() + 1e-4)
     assert mix_a == pytest.approx([2 * t[0]] * 2 + [0, 0], abs=1e-3)  # both episodes have reward 4: outcome 0
@@ -92,6 +92,36 @@ def test_credit_of_each_arm_by_hand():
 
 def test_turn_group_advantages_ignore_other_groups_and_non_questions():
     adv = turn_group_advantages([("ask", "answer"), ("ask",), ("ask", "ask")], [(1.0, 9.0), (3.0,), (5.0, 5.0)],
-                                [0, 0, 1])
+                                [0, 0, 1], baseline="questions")
     assert adv[0] == pytest.approx([-1.0, 0.0], abs=1e-3) and adv[1] == pytest.approx([1.0], abs=1e-3)
     assert adv[2] == pytest.approx([0.0, 0.0])  # equal SIGs: nothing to prefer
+
+
+def test_turn_baseline_counts_answers_as_turns_that_reveal_nothing():
+    kinds = [("ask", "ask", "answer"), ("ask", "answer")]
+    sig = [(0.4, 0.18, 0.0), (0.2, 0.0)]
+    # questions: SIGs 0.4, 0.18, 0.2 -> mean 0.26; the answers get 0
+    q = turn_group_advantages(kinds, sig, [0, 0], baseline="questions")
+    qs = np.array([0.4, 0.18, 0.2])
+    t = (qs - qs.mean()) / (qs.std() + 1e-4)
+    assert q[0] == pytest.approx([t[0], t[1], 0.0], abs=1e-6) and q[1] == pytest.approx([t[2], 0.0], abs=1e-6)
+    # turns: five turns with rewards 0.4, 0.18, 0, 0.2, 0 -> mean 0.156; every turn gets its advantage
+    a = turn_group_advantages(kinds, sig, [0, 0], baseline="turns")
+    r = np.array([0.4, 0.18, 0.0, 0.2, 0.0])
+    z = (r - r.mean()) / (r.std() + 1e-4)
+    assert a[0] == pytest.approx(z[:3], abs=1e-6) and a[1] == pytest.approx(z[3:], abs=1e-6)
+    # the 0.18 question is below the mean of the group's questions but above answering
+    assert q[0][1] < 0 < a[0][1] and a[0][2] < 0
+    with pytest.raises(ValueError, match="unknown turn baseline"):
+        turn_group_advantages(kinds, sig, [0, 0], baseline="bogus")
+
+
+def test_sig_mixed_turn_baseline_reaches_the_answer_tokens():
+    w = RewardWeights()
+    a = _ep([0, 0, -1, 1], ["ask", "answer"], [0.5, 0.0], True)
+    b = _ep([0, -1, 1], ["ask", "answer"], [0.1, 0.0], True)  # same reward: the outcome term is 0
+    adv_a, adv_b = credit_advantages("sig-mixed", [a, b], [0, 0], w, mix_lambda=1.0, mix_baseline="turns")
+    r = np.array([0.5, 0.0, 0.1, 0.0])
+    z = (r - r.mean()) / (r.std() + 1e-4)
+    assert adv_a == pytest.approx([z[0], z[0], 0.0, z[1]], abs=1e-6)
+    assert adv_b == pytest.approx([z[2], 0.0, z[3]], abs=1e-6)

@@ -137,31 +137,51 @@ def episode_reward(ep: EpisodeCredit, w: RewardWeights = RewardWeights()) -> flo
     return w.gamma * float(ep.correct) + w.format * float(ep.format_ok)
 
 
+TurnBaseline = Literal["questions", "turns"]
+TURN_BASELINES: tuple[str, ...] = ("questions", "turns")
+
+
 def turn_group_advantages(kinds: Sequence[Sequence[TurnKind]], sig: Sequence[Sequence[float]],
-                          groups: Sequence[int], eps: float = 1e-4) -> list[np.ndarray]:
-    """Per episode (K_i,) turn advantages: each question's SIG normalised over all questions of its group
-    ``(sig - mean) / (std + eps)``; 0 on answers and unreadable turns (and for a group with one question)."""
+                          groups: Sequence[int], eps: float = 1e-4,
+                          baseline: TurnBaseline = "turns") -> list[np.ndarray]:
+    """Per episode (K_i,) turn advantages: each turn's SIG normalised over its group ``(sig - mean) / (std + eps)``.
+
+    * ``baseline="questions"``: mean and std over the group's questions only; answers and unreadable turns get 0 (and
+      every turn of a group with one question). A question below the group's mean is pushed down even when it was
+      better than answering at that point, so at higher learning rates this form teaches the doctor to ask *fewer*
+      questions (BENCHMARKS.md, Stage 2, session 10).
+    * ``baseline="turns"``: every policy turn is a step whose immediate reward is its SIG, 0 for an answer or an
+      unreadable turn (they reveal nothing); mean and std over all the group's policy turns, and every policy turn
+      gets its advantage. Answering when a question would still have revealed something sits below the mean, so
+      questions compete with each other *and* with stopping.
+    """
+    if baseline not in TURN_BASELINES:
+        raise ValueError(f"unknown turn baseline {baseline!r}: expected one of {', '.join(TURN_BASELINES)}")
+    counted = (lambda k: k == "ask") if baseline == "questions" else (lambda k: True)
     pooled: dict[int, list[float]] = {}
     for ks, ss, g in zip(kinds, sig, groups):
-        pooled.setdefault(g, []).extend(s for k, s in zip(ks, ss) if k == "ask")
+        pooled.setdefault(g, []).extend((s if k == "ask" else 0.0) for k, s in zip(ks, ss) if counted(k))
     stats = {g: (float(np.mean(v)), float(np.std(v))) if len(v) > 1 else (0.0, np.inf) for g, v in pooled.items()}
     out = []
     for ks, ss, g in zip(kinds, sig, groups):
         mean, std = stats[g]
-        out.append(np.array([(s - mean) / (std + eps) if k == "ask" else 0.0 for k, s in zip(ks, ss)]))
+        out.append(np.array([((s if k == "ask" else 0.0) - mean) / (std + eps) if counted(k) else 0.0
+                             for k, s in zip(ks, ss)]))
     return out
 
 
 def credit_advantages(credit: Credit, episodes: Sequence[EpisodeCredit], groups: Sequence[int],
-                      w: RewardWeights = RewardWeights(), mix_lambda: float = 1.0) -> list[np.ndarray]:
+                      w: RewardWeights = RewardWeights(), mix_lambda: float = 1.0,
+                      mix_baseline: TurnBaseline = "turns") -> list[np.ndarray]:
     """Per episode (T_i,) token advantages of one rollout batch under an arm's credit; 0 on environment tokens.
 
     * ``sig`` (the reference's scheme): :func:`turn_rewards` spread over each turn's tokens, minus the group's mean
       doctor-token reward (:func:`group_token_advantages`).
     * ``sig-mixed`` (the multi-turn GRPO form, outcome + lambda x turn): the outcome arm's advantage on every doctor
-      token plus ``mix_lambda`` times the question's group-normalised SIG (:func:`turn_group_advantages`) on that
-      question's tokens. The answer's credit is the outcome's; each question's is shifted by how informative it
-      was compared with the group's other questions, whatever the episode's length.
+      token plus ``mix_lambda`` times the turn's group-normalised SIG (:func:`turn_group_advantages` with
+      ``mix_baseline``) on that turn's tokens. Each question's credit is shifted by how informative it was compared
+      with the group's other questions (``questions``) or other turns, answers included (``turns``), whatever the
+      episode's length.
     * ``outcome``: :func:`outcome_advantages` of :func:`episode_reward`, the same on every doctor token.
 
     ``groups[i]`` is episode ``i``'s group (its case within the batch); every episode of a group must be present.
@@ -176,6 +196,7 @@ def credit_advantages(credit: Credit, episodes: Sequence[EpisodeCredit], groups:
     outcome = outcome_advantages([episode_reward(e, w) for e in episodes], groups)
     out = [a * e.mask for a, e in zip(outcome, episodes)]
     if credit == "sig-mixed":
-        turn_adv = turn_group_advantages([e.kinds for e in episodes], [e.sig for e in episodes], groups)
+        turn_adv = turn_group_advantages([e.kinds for e in episodes], [e.sig for e in episodes], groups,
+                                         baseline=mix_baseline)
         out = [o + mix_lambda * spread_over_tokens(e.turn_index, t) for o, e, t in zip(out, episodes, turn_adv)]
     return out

@@ -54,7 +54,8 @@ from promed.env.rollout import Episode, run_consultations
 from promed.llm.hf import HFBackend, HFOptions
 from promed.sig.reward import SigConfig
 from promed.train.advantages import (
-    CREDITS, Credit, EpisodeCredit, RewardWeights, TurnKind, credit_advantages, episode_reward, turn_rewards,
+    CREDITS, TURN_BASELINES, Credit, EpisodeCredit, RewardWeights, TurnBaseline, TurnKind, credit_advantages,
+    episode_reward, turn_rewards,
 )
 from promed.train.render import render_consultation
 from promed.types import Answer, Ask, Case, Sampling, Transcript
@@ -78,11 +79,15 @@ class GRPORunConfig:
                                                             "on the answer's, minus the group mean: the reference's "
                                                             "scheme; on SynthClinic it stops the small doctor asking, "
                                                             "BENCHMARKS.md), sig-mixed (outcome advantage + mix_lambda "
-                                                            "x the question's group-normalised SIG) or outcome (one "
+                                                            "x the turn's group-normalised SIG) or outcome (one "
                                                             "group-normalised episode reward on every doctor token)."})
     weights: RewardWeights = field(default_factory=RewardWeights,
                                    metadata={"help": "Reward coefficients alpha, beta, gamma, format."})
     mix_lambda: float = field(default=1.0, metadata={"help": "sig-mixed: weight of the turn (SIG) advantage."})
+    mix_baseline: TurnBaseline = field(default="turns",
+                                       metadata={"help": "sig-mixed: normalise each question's SIG over the group's "
+                                                         "questions, or over all its turns with answers counting "
+                                                         "SIG 0 (turns: questions also compete with answering)."})
     sig: SigConfig = field(default_factory=SigConfig, metadata={"help": "Shapley values -> SIG (lam, weighting)."})
     scorer: str = field(default="bayes", metadata={"help": "Scorer of the value function v(S) behind the Shapley "
                                                            "values: bayes (SynthClinic's exact posterior) or a model "
@@ -132,6 +137,8 @@ class GRPORunConfig:
     def __post_init__(self) -> None:
         if self.reward not in CREDITS:
             raise ValueError(f"--reward must be one of {', '.join(CREDITS)}, got {self.reward!r}")
+        if self.mix_baseline not in TURN_BASELINES:
+            raise ValueError(f"--mix-baseline must be one of {', '.join(TURN_BASELINES)}, got {self.mix_baseline!r}")
         if self.group_size < 2:
             raise ValueError(f"--group-size must be >= 2 (group-relative advantages), got {self.group_size}")
         for name in ("cases_per_step", "steps", "max_new_tokens", "grad_accum", "rollout_batch", "save_steps"):
@@ -267,10 +274,10 @@ def trainer_class():
 
     class ConsultationGRPOTrainer(GRPOTrainer):
         def __init__(self, *args, credit: Credit, weights: RewardWeights, mix_lambda: float,
-                     rollout_log: Path | None = None, **kwargs):
+                     mix_baseline: TurnBaseline = "turns", rollout_log: Path | None = None, **kwargs):
             os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental: versions pinned
             super().__init__(*args, **kwargs)
-            self.credit, self.weights, self.mix_lambda = credit, weights, mix_lambda
+            self.credit, self.weights, self.mix_lambda, self.mix_baseline = credit, weights, mix_lambda, mix_baseline
             self.rollout_log = rollout_log
 
         def _get_train_sampler(self, dataset=None):
@@ -284,7 +291,7 @@ def trainer_class():
             everyone = gather_object(local)  # every process's episodes, in global order
             g = self.num_generations
             adv = credit_advantages(self.credit, [e["credit"] for e in everyone], [i // g for i in range(len(everyone))],
-                                    self.weights, self.mix_lambda)
+                                    self.weights, self.mix_lambda, self.mix_baseline)
             start = self.accelerator.process_index * len(inputs)
             mine = adv[start:start + len(inputs)]
             width = out["completion_ids"].shape[1]
@@ -565,6 +572,7 @@ def _run(cfg: GRPORunConfig, out: Path, progress: bool, cases, patient, annotato
         credit=cfg.reward,
         weights=cfg.weights,
         mix_lambda=cfg.mix_lambda,
+        mix_baseline=cfg.mix_baseline,
         rollout_log=rollout_path,
     )
     try:
