@@ -43,8 +43,10 @@ def main() -> None:
     ap.add_argument("--max-questions", type=int, default=5)
     ap.add_argument("--no-repeat", type=int, default=8, help="evaluation decoding rule, as in the Stage 1 preset")
     ap.add_argument("--mix-baseline", default="turns", help="sig-mixed: questions or turns (promed grpo --help)")
+    ap.add_argument("--skip-start-eval", action="store_true",
+                    help="evaluate only the trained arms (the starting checkpoint was evaluated elsewhere)")
     ap.add_argument("--shapley", type=Path, default=None,
-                    help="an existing Shapley cache of the training cases (promed sig's shapley.jsonl) to read and extend")
+                    help="an existing Shapley cache of the training cases (promed sig's shapley.jsonl): read, extended")
     ap.add_argument("--out", type=Path, default=Path("runs/grpo_arms"))
     a = ap.parse_args()
 
@@ -70,7 +72,7 @@ def main() -> None:
             rows[name] = {"train": summary, "train_call_s": round(time.perf_counter() - t0, 1)}
             logs[name] = read_log(out / "log.jsonl")
             shared = shared or out / "shapley.jsonl"
-    doctors = (f"llm:{a.model}", *(f"llm:{a.out / name}" for name in rows))
+    doctors = (*(() if a.skip_start_eval else (f"llm:{a.model}",)), *(f"llm:{a.out / name}" for name in rows))
     t0 = time.perf_counter()
     results = run_eval(EvalConfig(data=DataConfig(split="test", limit=a.test_cases), doctors=doctors,
                                   env=EnvConfig(max_questions=a.max_questions), no_repeat=a.no_repeat,

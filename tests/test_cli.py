@@ -115,3 +115,10 @@ def test_version():
 
     res = CliRunner().invoke(app, ["--version"])
     assert res.exit_code == 0 and res.output.strip() == f"promed {md.version('promed')}"
+
+
+def test_grpo_bad_mix_baseline_exit_2(tmp_path):
+    res = run("grpo", "--model", "hf:/no/such/dir", "--reward", "sig-mixed", "--mix-baseline", "answers",
+              "--out", tmp_path / "o", "--no-progress")
+    assert res.exit_code == 2 and "--mix-baseline must be one of questions, turns" in res.output
+    assert not (tmp_path / "o").exists()

@@ -28,6 +28,7 @@ def test_run_pipeline_end_to_end_and_resume(tmp_path):
     # the outcome arm reused the SIG arm's Shapley cache instead of computing its own
     assert not (out / "grpo-outcome" / "shapley.jsonl").exists()
     assert (out / "eval" / "accuracy_vs_questions.png").is_file()
+    assert (out / "grpo_curves.png").stat().st_size > 0  # both arms' learning curves in one figure
     # rerun: nothing is trained again, the table is the same
     again = run_pipeline(cfg, progress=False)
     arm = again["grpo"]["sig-mixed"]

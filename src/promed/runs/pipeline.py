@@ -3,11 +3,12 @@
 pretrain (Stage 0) -> MCTS (Stage 1 search) -> SFT -> GRPO arms from the same SFT checkpoint (by default ProMed's
 SIG credit in its ``sig-mixed`` form and the outcome-only baseline; the Shapley values of the training cases computed
 once and shared by every arm) -> evaluation of every doctor answering on its own beside the baselines -> the ablation
-table (``ablation.md``, ``ablation.json``) and ``eval/accuracy_vs_questions.png`` (accuracy against questions asked,
-95% intervals). Every trained doctor is a Hugging Face checkpoint in a directory named for its arm (``pretrain/``,
-``sft/``, ``grpo-sig-mixed/``, ``grpo-outcome/``), loadable by ``promed eval --doctor llm:<dir>``. Each step writes into
-its own folder and resumes (a finished step is not repeated), so an interrupted run re-runs only what is missing.
-``run.json`` records the resolved config, the wall time of each step and the peak memory after it.
+table (``ablation.md``, ``ablation.json``), ``grpo_curves.png`` (the learning curves of every arm in one figure) and
+``eval/accuracy_vs_questions.png`` (accuracy against questions asked, 95% intervals). Every trained doctor is a
+Hugging Face checkpoint in a directory named for its arm (``pretrain/``, ``sft/``, ``grpo-sig-mixed/``,
+``grpo-outcome/``), loadable by ``promed eval --doctor llm:<dir>``. Each step writes into its own folder and resumes
+(a finished step is not repeated), so an interrupted run re-runs only what is missing. ``run.json`` records the
+resolved config, the wall time of each step and the peak memory after it.
 
 ``--quick`` is a first look: 1,000 pretraining cases, 100 MCTS cases, 10 GRPO steps of 4 cases (over 40 training
 cases), 200 test cases (9 min on 2 cores); it checks that every stage runs and writes its files, and its doctors
@@ -28,7 +29,7 @@ from promed.io import atomic_write_json, atomic_write_text, manifest
 from promed.runs.grpo import GrpoCommandConfig, run_grpo_command
 from promed.runs.stage1 import PRESETS, Stage1Config, peak_rss_mib
 from promed.train.advantages import CREDITS
-from promed.train.grpo import GRPORunConfig
+from promed.train.grpo import GRPORunConfig, plot_curves, read_log
 
 ARM_DIR = "grpo-{}"
 
@@ -123,6 +124,7 @@ def run_pipeline(cfg: RunConfig, progress: bool = True) -> dict:
         arms[arm] = timed(ARM_DIR.format(arm), lambda: run_grpo_command(arm_config(cfg, arm, shared, progress),
                                                                         progress=progress))
         shared = shared or out / ARM_DIR.format(arm) / "shapley.jsonl"
+    plot_curves({arm: read_log(out / ARM_DIR.format(arm) / "log.jsonl") for arm in cfg.arms}, out / "grpo_curves.png")
     doctors = {"pretrain": out / "pretrain", "mcts-sft": out / "sft",
                **{ARM_DIR.format(a): out / ARM_DIR.format(a) for a in cfg.arms}}
     names = (*cfg.baselines, *(f"llm:{d}" for d in doctors.values()))

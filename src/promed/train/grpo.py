@@ -290,8 +290,9 @@ def trainer_class():
             local = [inp["promed_episode"] for inp in inputs]
             everyone = gather_object(local)  # every process's episodes, in global order
             g = self.num_generations
-            adv = credit_advantages(self.credit, [e["credit"] for e in everyone], [i // g for i in range(len(everyone))],
-                                    self.weights, self.mix_lambda, self.mix_baseline)
+            groups = [i // g for i in range(len(everyone))]
+            adv = credit_advantages(self.credit, [e["credit"] for e in everyone], groups, self.weights,
+                                    self.mix_lambda, self.mix_baseline)
             start = self.accelerator.process_index * len(inputs)
             mine = adv[start:start + len(inputs)]
             width = out["completion_ids"].shape[1]
