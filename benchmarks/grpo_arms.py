@@ -24,6 +24,7 @@ from promed.eval.evaluate import run_eval
 from promed.io import atomic_write_json
 from promed.runs.grpo import GrpoCommandConfig, run_grpo_command
 from promed.sig.reward import SigConfig
+from promed.train.advantages import TURN_BASELINES
 from promed.train.grpo import plot_curves, read_log
 
 
@@ -42,7 +43,8 @@ def main() -> None:
     ap.add_argument("--test-cases", type=int, default=1000)
     ap.add_argument("--max-questions", type=int, default=5)
     ap.add_argument("--no-repeat", type=int, default=8, help="evaluation decoding rule, as in the Stage 1 preset")
-    ap.add_argument("--mix-baseline", default="turns", help="sig-mixed: questions or turns (promed grpo --help)")
+    ap.add_argument("--mix-baseline", choices=TURN_BASELINES, default=None,
+                    help="sig-mixed: questions or turns (unset: promed grpo's default; promed grpo --help)")
     ap.add_argument("--skip-start-eval", action="store_true",
                     help="evaluate only the trained arms (the starting checkpoint was evaluated elsewhere)")
     ap.add_argument("--shapley", type=Path, default=None,
@@ -60,13 +62,14 @@ def main() -> None:
             name = f"grpo-{arm}-s{seed}"
             out = a.out / name
             extra = {} if a.lam is None else {"sig": SigConfig(lam=a.lam)}
+            if a.mix_baseline is not None:
+                extra["mix_baseline"] = a.mix_baseline
             if shared is not None:
                 extra["shapley"] = shared  # the cases' Shapley values, computed by the first arm
             cfg = GrpoCommandConfig(model=f"hf:{a.model}", data=DataConfig(split="train", limit=a.train_cases),
                                     reward=arm, env=EnvConfig(max_questions=a.max_questions), steps=a.steps,
                                     cases_per_step=a.cases_per_step, group_size=a.group_size,
-                                    learning_rate=a.learning_rate, kl=a.kl, seed=seed, out=out,
-                                    mix_baseline=a.mix_baseline, **extra)
+                                    learning_rate=a.learning_rate, kl=a.kl, seed=seed, out=out, **extra)
             t0 = time.perf_counter()
             summary = run_grpo_command(cfg, progress=True)
             rows[name] = {"train": summary, "train_call_s": round(time.perf_counter() - t0, 1)}

@@ -157,16 +157,17 @@ def turn_group_advantages(kinds: Sequence[Sequence[TurnKind]], sig: Sequence[Seq
     """
     if baseline not in TURN_BASELINES:
         raise ValueError(f"unknown turn baseline {baseline!r}: expected one of {', '.join(TURN_BASELINES)}")
-    counted = (lambda k: k == "ask") if baseline == "questions" else (lambda k: True)
+    # per episode: each turn's immediate reward (its SIG; 0 unless a question) and whether it enters the baseline
+    rewards = [np.array([s if k == "ask" else 0.0 for k, s in zip(ks, ss)]) for ks, ss in zip(kinds, sig)]
+    counted = [np.array([baseline == "turns" or k == "ask" for k in ks], dtype=bool) for ks in kinds]
     pooled: dict[int, list[float]] = {}
-    for ks, ss, g in zip(kinds, sig, groups):
-        pooled.setdefault(g, []).extend((s if k == "ask" else 0.0) for k, s in zip(ks, ss) if counted(k))
+    for r, c, g in zip(rewards, counted, groups):
+        pooled.setdefault(g, []).extend(r[c].tolist())
     stats = {g: (float(np.mean(v)), float(np.std(v))) if len(v) > 1 else (0.0, np.inf) for g, v in pooled.items()}
     out = []
-    for ks, ss, g in zip(kinds, sig, groups):
+    for r, c, g in zip(rewards, counted, groups):
         mean, std = stats[g]
-        out.append(np.array([((s if k == "ask" else 0.0) - mean) / (std + eps) if counted(k) else 0.0
-                             for k, s in zip(ks, ss)]))
+        out.append(np.where(c, (r - mean) / (std + eps), 0.0))
     return out
 
 

@@ -274,7 +274,7 @@ def trainer_class():
 
     class ConsultationGRPOTrainer(GRPOTrainer):
         def __init__(self, *args, credit: Credit, weights: RewardWeights, mix_lambda: float,
-                     mix_baseline: TurnBaseline = "turns", rollout_log: Path | None = None, **kwargs):
+                     mix_baseline: TurnBaseline, rollout_log: Path | None = None, **kwargs):
             os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental: versions pinned
             super().__init__(*args, **kwargs)
             self.credit, self.weights, self.mix_lambda, self.mix_baseline = credit, weights, mix_lambda, mix_baseline
