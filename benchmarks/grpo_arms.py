@@ -39,6 +39,8 @@ def main() -> None:
     ap.add_argument("--learning-rate", type=float, default=1e-4)
     ap.add_argument("--kl", type=float, default=0.04)
     ap.add_argument("--lam", type=float, default=None, help="SIG blend (None: the default)")
+    ap.add_argument("--weighting", choices=("positive", "softmax"), default=None,
+                    help="Shapley values -> weights (None: the default; softmax = the reference's softmax(phi / 2))")
     ap.add_argument("--train-cases", type=int, default=1000)
     ap.add_argument("--test-cases", type=int, default=1000)
     ap.add_argument("--max-questions", type=int, default=5)
@@ -61,7 +63,8 @@ def main() -> None:
         for arm in arms:
             name = f"grpo-{arm}-s{seed}"
             out = a.out / name
-            extra = {} if a.lam is None else {"sig": SigConfig(lam=a.lam)}
+            sig = {k: v for k, v in (("lam", a.lam), ("weighting", a.weighting)) if v is not None}
+            extra = {"sig": SigConfig(**sig)} if sig else {}
             if a.mix_baseline is not None:
                 extra["mix_baseline"] = a.mix_baseline
             if shared is not None:

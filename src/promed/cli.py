@@ -325,7 +325,8 @@ def run_chat_cmd(cfg) -> None:
 def run_spec() -> CommandSpec:
     from promed.runs.pipeline import RunConfig
 
-    items = (Opt("preset"), Opt("quick", ("--quick",)), Opt("arms", ("--arm",)), Opt("test_cases"),
+    items = (Opt("preset"), Opt("quick", ("--quick",)), Opt("arms", ("--arm",)), Opt("ablations", ("--ablation",)),
+             Opt("test_cases"),
              Opt("stage1.pretrain.cases", ("--pretrain-cases",)), Opt("stage1.train_cases", ("--train-cases",)),
              Opt("grpo.steps", ("--grpo-steps",)), Opt("grpo.cases_per_step", ("--cases-per-step",)),
              Opt("grpo.learning_rate", ("--grpo-learning-rate",)), Opt("no_repeat"), Opt("seed"), Opt("out"),

@@ -10,6 +10,11 @@ Hugging Face checkpoint in a directory named for its arm (``pretrain/``, ``sft/`
 (a finished step is not repeated), so an interrupted run re-runs only what is missing. ``run.json`` records the
 resolved config, the wall time of each step and the peak memory after it.
 
+``--ablations`` adds the ablation rows of the paper's table, each a variant of the SIG arm trained on the same
+rollout seeds with the same Shapley values (:data:`ABLATIONS`; e.g. ``grpo-sig-mixed-lam0/``). They are off by
+default: each costs one more GRPO arm and its evaluation (up to 8 + 6 minutes on 2 cores), and the default run is
+sized to fit an hour.
+
 ``--quick`` is a first look: 1,000 pretraining cases, 100 MCTS cases, 10 GRPO steps of 4 cases (over 40 training
 cases), 200 test cases (9 min on 2 cores); it checks that every stage runs and writes its files, and its doctors
 learn nothing (at chance: BENCHMARKS.md).
@@ -33,6 +38,13 @@ from promed.train.grpo import GRPORunConfig, plot_curves, read_log
 
 ARM_DIR = "grpo-{}"
 
+ABLATIONS: dict[str, str] = {
+    "lam0": "uniform information gain: SIG with lam 0, every new fact earns 1/n (no Shapley values)",
+    "softmax": "the reference's importance weights, softmax(phi / 2), instead of the positive part of phi",
+    "no-stage1": "Stage 2 straight from the pretrained doctor (no MCTS, no SFT)",
+}
+"""Ablations of ProMed's SIG arm (``--ablations``): name -> what changes."""
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -50,6 +62,11 @@ class RunConfig:
                                                     "checkpoint into OUT/grpo-<arm>. The preset's SIG arm is "
                                                     "sig-mixed: the reference's token scheme (sig) stops the small "
                                                     "doctor asking within 30 steps (BENCHMARKS.md, Stage 2)."})
+    ablations: tuple[str, ...] = field(default=(),
+                                       metadata={"help": "Ablation rows, each a variant of the first SIG arm trained "
+                                                         "into OUT/grpo-<arm>-<name> (up to 14 more minutes each on 2 "
+                                                         "cores): " + "; ".join(f"{k} = {v}" for k, v in ABLATIONS.items())
+                                                 + "."})
     baselines: tuple[str, ...] = field(default=("reactive", "full-info", "random-5", "abstain-numeric", "greedy-eig"),
                                        metadata={"help": "Baseline doctors of the ablation table."})
     test_cases: int = field(default=1000, metadata={"help": "SynthClinic test cases for the evaluation."})
@@ -65,8 +82,23 @@ class RunConfig:
         bad = [a for a in self.arms if a not in CREDITS]
         if bad or not self.arms:
             raise ValueError(f"--arms: each arm is one of {', '.join(CREDITS)}; got {','.join(self.arms) or 'none'}")
+        bad = [a for a in self.ablations if a not in ABLATIONS]
+        if bad:
+            raise ValueError(f"--ablations: each is one of {', '.join(ABLATIONS)}; got {','.join(bad)}")
+        if self.ablations and self.sig_arm is None:
+            raise ValueError("--ablations vary the SIG arm: --arms needs one that is not outcome")
         if self.test_cases < 1:
             raise ValueError(f"--test-cases must be >= 1, got {self.test_cases}")
+
+    @property
+    def sig_arm(self) -> str | None:
+        """The arm the ablations vary: the first one with SIG credit."""
+        return next((a for a in self.arms if a != "outcome"), None)
+
+    def arm_rows(self) -> dict[str, str]:
+        """Every GRPO arm: its row name (the folder is ``ARM_DIR.format(row)``) -> a ``--reward`` value or an
+        :data:`ABLATIONS` name; the main arms first, then the ablations."""
+        return {**{a: a for a in self.arms}, **{f"{self.sig_arm}-{name}": name for name in self.ablations}}
 
     def resolved(self) -> "RunConfig":
         """The config with ``quick``'s cuts applied and the stage configs pointed at this run's folders."""
@@ -87,8 +119,19 @@ class RunConfig:
 
 
 def arm_config(cfg: RunConfig, arm: str, shapley: Path | None, progress: bool) -> GrpoCommandConfig:
+    """The ``promed grpo`` settings of one arm of a resolved run: a ``--reward`` value or an :data:`ABLATIONS` name."""
     fields = {f.name: getattr(cfg.grpo, f.name) for f in dataclasses.fields(GRPORunConfig)}
-    fields.update(reward=arm, shapley=shapley, progress_bar=progress, out=cfg.out / ARM_DIR.format(arm))
+    if arm in ABLATIONS:
+        name, reward = f"{cfg.sig_arm}-{arm}", cfg.sig_arm
+        if arm == "lam0":
+            fields["sig"] = dataclasses.replace(cfg.grpo.sig, lam=0.0)
+        elif arm == "softmax":
+            fields["sig"] = dataclasses.replace(cfg.grpo.sig, weighting="softmax")
+        else:
+            fields["model"] = f"hf:{cfg.out / 'pretrain'}"
+    else:
+        name, reward = arm, arm
+    fields.update(reward=reward, shapley=shapley, progress_bar=progress, out=cfg.out / ARM_DIR.format(name))
     return GrpoCommandConfig(**fields)
 
 
@@ -120,13 +163,14 @@ def run_pipeline(cfg: RunConfig, progress: bool = True) -> dict:
     sft = timed("sft", lambda: run_sft(out / "mcts" / "trajectories.jsonl", out / "sft", s1.sft_config(progress)))
     arms: dict[str, dict] = {}
     shared: Path | None = None
-    for arm in cfg.arms:
-        arms[arm] = timed(ARM_DIR.format(arm), lambda: run_grpo_command(arm_config(cfg, arm, shared, progress),
-                                                                        progress=progress))
-        shared = shared or out / ARM_DIR.format(arm) / "shapley.jsonl"
-    plot_curves({arm: read_log(out / ARM_DIR.format(arm) / "log.jsonl") for arm in cfg.arms}, out / "grpo_curves.png")
+    rows = cfg.arm_rows()
+    for row, arm in rows.items():
+        d = ARM_DIR.format(row)
+        arms[row] = timed(d, lambda: run_grpo_command(arm_config(cfg, arm, shared, progress), progress=progress))
+        shared = shared or out / d / "shapley.jsonl"
+    plot_curves({row: read_log(out / ARM_DIR.format(row) / "log.jsonl") for row in rows}, out / "grpo_curves.png")
     doctors = {"pretrain": out / "pretrain", "mcts-sft": out / "sft",
-               **{ARM_DIR.format(a): out / ARM_DIR.format(a) for a in cfg.arms}}
+               **{ARM_DIR.format(row): out / ARM_DIR.format(row) for row in rows}}
     names = (*cfg.baselines, *(f"llm:{d}" for d in doctors.values()))
     results = timed("eval", lambda: run_eval(EvalConfig(
         data=DataConfig(split="test", limit=cfg.test_cases), doctors=names,
