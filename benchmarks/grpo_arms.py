@@ -24,7 +24,7 @@ from promed.eval.evaluate import run_eval
 from promed.io import atomic_write_json
 from promed.runs.grpo import GrpoCommandConfig, run_grpo_command
 from promed.sig.reward import SigConfig
-from promed.train.advantages import TURN_BASELINES
+from promed.train.advantages import TURN_BASELINES, TURN_SCOPES
 from promed.train.grpo import plot_curves, read_log
 
 
@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--no-repeat", type=int, default=8, help="evaluation decoding rule, as in the Stage 1 preset")
     ap.add_argument("--mix-baseline", choices=TURN_BASELINES, default=None,
                     help="sig-mixed: questions or turns (unset: promed grpo's default; promed grpo --help)")
+    ap.add_argument("--mix-scope", choices=TURN_SCOPES, default=None,
+                    help="sig-mixed: turn or decision (unset: promed grpo's default; promed grpo --help)")
     ap.add_argument("--skip-start-eval", action="store_true",
                     help="evaluate only the trained arms (the starting checkpoint was evaluated elsewhere)")
     ap.add_argument("--shapley", type=Path, default=None,
@@ -67,6 +69,8 @@ def main() -> None:
             extra = {"sig": SigConfig(**sig)} if sig else {}
             if a.mix_baseline is not None:
                 extra["mix_baseline"] = a.mix_baseline
+            if a.mix_scope is not None:
+                extra["mix_scope"] = a.mix_scope
             if shared is not None:
                 extra["shapley"] = shared  # the cases' Shapley values, computed by the first arm
             cfg = GrpoCommandConfig(model=f"hf:{a.model}", data=DataConfig(split="train", limit=a.train_cases),

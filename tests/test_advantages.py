@@ -125,3 +125,26 @@ def test_sig_mixed_turn_baseline_reaches_the_answer_tokens():
     z = (r - r.mean()) / (r.std() + 1e-4)
     assert adv_a == pytest.approx([z[0], z[0], 0.0, z[1]], abs=1e-6)
     assert adv_b == pytest.approx([z[2], 0.0, z[3]], abs=1e-6)
+
+
+def test_sig_mixed_decision_scope_leaves_the_diagnosis_to_the_outcome():
+    w = RewardWeights()
+    # episode a: a question (2 tokens), then the answer: 1 keyword token + 2 diagnosis tokens; b answers at once
+    a = EpisodeCredit(np.array([0, 0, -1, 1, 1, 1]), ("ask", "answer"), (0.5, 0.0), True, True,
+                      content=np.array([0, 0, 0, 0, 1, 1], dtype=bool))
+    b = EpisodeCredit(np.array([0, 0, 0]), ("answer",), (0.0,), False, True, content=np.array([0, 1, 1], dtype=bool))
+    whole_a, whole_b = credit_advantages("sig-mixed", [a, b], [0, 0], w, mix_lambda=1.0, mix_scope="turn")
+    dec_a, dec_b = credit_advantages("sig-mixed", [a, b], [0, 0], w, mix_lambda=1.0, mix_scope="decision")
+    out_a, out_b = credit_advantages("outcome", [a, b], [0, 0], w)
+    r = np.array([0.5, 0.0, 0.0])  # the group's turns: a's question, a's answer, b's answer
+    z = (r - r.mean()) / (r.std() + 1e-4)
+    assert whole_a == pytest.approx(out_a + np.array([z[0], z[0], 0, z[1], z[1], z[1]]), abs=1e-6)
+    # decision scope: the keyword token keeps the SIG term, the diagnosis tokens get the outcome advantage alone
+    assert dec_a == pytest.approx(out_a + np.array([z[0], z[0], 0, z[1], 0, 0]), abs=1e-6)
+    assert dec_b == pytest.approx(out_b + np.array([z[2], 0, 0]), abs=1e-6)
+    assert whole_b == pytest.approx(out_b + z[2], abs=1e-6)
+    # without a content mask the scope changes nothing
+    plain = EpisodeCredit(a.turn_index, a.kinds, a.sig, a.correct, a.format_ok)
+    assert credit_advantages("sig-mixed", [plain, b], [0, 0], w, mix_scope="decision")[0] == pytest.approx(whole_a)
+    with pytest.raises(ValueError, match="unknown turn scope"):
+        credit_advantages("sig-mixed", [a, b], [0, 0], w, mix_scope="tokens")

@@ -127,6 +127,13 @@ def test_rollout_row_puts_sig_on_its_question_only(toy):
     assert np.all(adv[ti < 0] == 0)
     assert len(set(adv[ti == 0])) == 1 and len(set(adv[ti == 1])) == 1
     assert adv[ti == 0][0] - adv[ti == 1][0] == pytest.approx(3 * 0.325)
+    # the answer's diagnosis tokens: exactly those after its keyword, and no other turn's
+    answer_ids = np.asarray(row["completion_ids"])[ti == 2]
+    content = credit.content[ti == 2]
+    assert not credit.content[ti != 2].any() and content.any() and not content[0]
+    keyword = backend.tokenizer.decode(answer_ids[~content].tolist(), skip_special_tokens=True)
+    assert keyword.replace(" ", "") == "ANSWER:"
+    assert backend.tokenizer.decode(answer_ids[content].tolist(), skip_special_tokens=True).strip() == "B"
 
 
 def test_grpo_step_shapes_kl_and_identical_rollouts_across_arms(toy, tmp_path):

@@ -221,7 +221,7 @@ def grpo_spec() -> CommandSpec:
 
     items = (Opt("model"), *DATA_OPTS, Opt("reward"), Opt("weights.alpha", ("--alpha",)),
              Opt("weights.beta", ("--beta",)), Opt("weights.gamma", ("--gamma",)),
-             Opt("weights.format", ("--format-reward",)), Opt("mix_lambda"), Opt("mix_baseline"),
+             Opt("weights.format", ("--format-reward",)), Opt("mix_lambda"), Opt("mix_baseline"), Opt("mix_scope"),
              Opt("sig.lam", ("--lam",)),
              Opt("sig.weighting", ("--weighting",)), Opt("scorer"), Opt("estimator"), Opt("shapley"),
              Opt("patient"), Opt("patient_model"), Opt("env.max_questions"), Opt("group_size"),

@@ -126,6 +126,8 @@ class EpisodeCredit:
     sig: tuple[float, ...]
     correct: bool
     format_ok: bool
+    content: np.ndarray | None = None
+    """(T,) bool, optional: the tokens of an answer turn after its keyword (the diagnosis it names); None: none."""
 
     @property
     def mask(self) -> np.ndarray:
@@ -139,6 +141,11 @@ def episode_reward(ep: EpisodeCredit, w: RewardWeights = RewardWeights()) -> flo
 
 TurnBaseline = Literal["questions", "turns"]
 TURN_BASELINES: tuple[str, ...] = ("questions", "turns")
+
+TurnScope = Literal["turn", "decision"]
+TURN_SCOPES: tuple[str, ...] = ("turn", "decision")
+"""Where ``sig-mixed`` puts an answer turn's SIG advantage: on all its tokens (``turn``), or only on the tokens that
+choose to answer (``decision``: the keyword), leaving the diagnosis it names to the outcome advantage alone."""
 
 
 def turn_group_advantages(kinds: Sequence[Sequence[TurnKind]], sig: Sequence[Sequence[float]],
@@ -173,7 +180,7 @@ def turn_group_advantages(kinds: Sequence[Sequence[TurnKind]], sig: Sequence[Seq
 
 def credit_advantages(credit: Credit, episodes: Sequence[EpisodeCredit], groups: Sequence[int],
                       w: RewardWeights = RewardWeights(), mix_lambda: float = 1.0,
-                      mix_baseline: TurnBaseline = "turns") -> list[np.ndarray]:
+                      mix_baseline: TurnBaseline = "turns", mix_scope: TurnScope = "turn") -> list[np.ndarray]:
     """Per episode (T_i,) token advantages of one rollout batch under an arm's credit; 0 on environment tokens.
 
     * ``sig`` (the reference's scheme): :func:`turn_rewards` spread over each turn's tokens, minus the group's mean
@@ -182,13 +189,17 @@ def credit_advantages(credit: Credit, episodes: Sequence[EpisodeCredit], groups:
       token plus ``mix_lambda`` times the turn's group-normalised SIG (:func:`turn_group_advantages` with
       ``mix_baseline``) on that turn's tokens. Each question's credit is shifted by how informative it was compared
       with the group's other questions (``questions``) or other turns, answers included (``turns``), whatever the
-      episode's length.
+      episode's length. With ``mix_scope="decision"`` an answer turn's term lands only on the tokens that chose to
+      answer, not on the diagnosis after them (``EpisodeCredit.content``): whether to stop asking is what SIG can
+      judge; which diagnosis to name is the outcome's to judge.
     * ``outcome``: :func:`outcome_advantages` of :func:`episode_reward`, the same on every doctor token.
 
     ``groups[i]`` is episode ``i``'s group (its case within the batch); every episode of a group must be present.
     """
     if credit not in CREDITS:
         raise ValueError(f"unknown credit {credit!r}: expected one of {', '.join(CREDITS)}")
+    if mix_scope not in TURN_SCOPES:
+        raise ValueError(f"unknown turn scope {mix_scope!r}: expected one of {', '.join(TURN_SCOPES)}")
     if len(episodes) != len(groups):
         raise ValueError("one group id per episode")
     if credit == "sig":
@@ -199,5 +210,9 @@ def credit_advantages(credit: Credit, episodes: Sequence[EpisodeCredit], groups:
     if credit == "sig-mixed":
         turn_adv = turn_group_advantages([e.kinds for e in episodes], [e.sig for e in episodes], groups,
                                          baseline=mix_baseline)
-        out = [o + mix_lambda * spread_over_tokens(e.turn_index, t) for o, e, t in zip(out, episodes, turn_adv)]
+        for i, (e, t) in enumerate(zip(episodes, turn_adv)):
+            term = mix_lambda * spread_over_tokens(e.turn_index, t)
+            if mix_scope == "decision" and e.content is not None:
+                term = np.where(np.asarray(e.content, dtype=bool), 0.0, term)
+            out[i] = out[i] + term
     return out

@@ -37,6 +37,7 @@ import functools
 import hashlib
 import json
 import math
+import re
 import resource
 import shutil
 import time
@@ -54,8 +55,8 @@ from promed.env.rollout import Episode, run_consultations
 from promed.llm.hf import HFBackend, HFOptions
 from promed.sig.reward import SigConfig
 from promed.train.advantages import (
-    CREDITS, TURN_BASELINES, Credit, EpisodeCredit, RewardWeights, TurnBaseline, TurnKind, credit_advantages,
-    episode_reward, turn_rewards,
+    CREDITS, TURN_BASELINES, TURN_SCOPES, Credit, EpisodeCredit, RewardWeights, TurnBaseline, TurnKind, TurnScope,
+    credit_advantages, episode_reward, turn_rewards,
 )
 from promed.train.render import render_consultation
 from promed.types import Answer, Ask, Case, Sampling, Transcript
@@ -88,6 +89,10 @@ class GRPORunConfig:
                                        metadata={"help": "sig-mixed: normalise each question's SIG over the group's "
                                                          "questions, or over all its turns with answers counting "
                                                          "SIG 0 (turns: questions also compete with answering)."})
+    mix_scope: TurnScope = field(default="turn",
+                                 metadata={"help": "sig-mixed: an answer turn's SIG advantage on all its tokens "
+                                                   "(turn), or only on the tokens that choose to answer (decision: "
+                                                   "the diagnosis it names gets the outcome advantage alone)."})
     sig: SigConfig = field(default_factory=SigConfig, metadata={"help": "Shapley values -> SIG (lam, weighting)."})
     scorer: str = field(default="bayes", metadata={"help": "Scorer of the value function v(S) behind the Shapley "
                                                            "values: bayes (SynthClinic's exact posterior) or a model "
@@ -139,6 +144,8 @@ class GRPORunConfig:
             raise ValueError(f"--reward must be one of {', '.join(CREDITS)}, got {self.reward!r}")
         if self.mix_baseline not in TURN_BASELINES:
             raise ValueError(f"--mix-baseline must be one of {', '.join(TURN_BASELINES)}, got {self.mix_baseline!r}")
+        if self.mix_scope not in TURN_SCOPES:
+            raise ValueError(f"--mix-scope must be one of {', '.join(TURN_SCOPES)}, got {self.mix_scope!r}")
         if self.group_size < 2:
             raise ValueError(f"--group-size must be >= 2 (group-relative advantages), got {self.group_size}")
         for name in ("cases_per_step", "steps", "max_new_tokens", "grad_accum", "rollout_batch", "save_steps"):
@@ -177,6 +184,25 @@ def turn_kinds(tr: Transcript) -> tuple[tuple[TurnKind, ...], tuple[float, ...]]
     return tuple(kinds), tuple(sig)
 
 
+ANSWER_KEYWORD = re.compile(r"answer[\s*_]*:", re.IGNORECASE)
+
+
+def answer_content(tr: Transcript, turn_index: np.ndarray, decode) -> np.ndarray:
+    """(T,) bool: the tokens of each policy answer after its keyword, i.e. the diagnosis it names.
+
+    The keyword's tokens are the shortest prefix of the answer's sampled tokens whose text (``decode``) reaches
+    ``ANSWER:`` (markdown around it allowed); an answer whose keyword is never reached counts as all keyword."""
+    content = np.zeros(len(turn_index), dtype=bool)
+    for k, step in enumerate(s for s in tr.steps if s.policy):
+        if not isinstance(step.action, Answer):
+            continue
+        ids = list(step.token_ids)
+        cut = next((j for j in range(1, len(ids) + 1) if ANSWER_KEYWORD.search(decode(ids[:j]))), len(ids))
+        where = np.flatnonzero(np.asarray(turn_index) == k)
+        content[where[cut:]] = True
+    return content
+
+
 def policy_correct(tr: Transcript) -> bool:
     """The policy answered itself (no forced answer) and was right."""
     return tr.end == "answer" and bool(tr.correct)
@@ -191,8 +217,11 @@ def rollout_row(case: Case, tr: Transcript, backend, max_questions: int) -> dict
     r = render_consultation(case, tr, backend, max_questions)
     p = int(np.argmax(r.doctor_mask > 0))
     kinds, sig = turn_kinds(tr)
-    credit = EpisodeCredit(turn_index=r.turn_index[p:].copy(), kinds=kinds, sig=sig, correct=policy_correct(tr),
-                           format_ok=tr.end == "answer" and tr.invalid == 0)
+    turn_index = r.turn_index[p:].copy()
+    decode = lambda ids: backend.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
+    credit = EpisodeCredit(turn_index=turn_index, kinds=kinds, sig=sig, correct=policy_correct(tr),
+                           format_ok=tr.end == "answer" and tr.invalid == 0,
+                           content=answer_content(tr, turn_index, decode))
     return {
         "prompt_ids": r.input_ids[:p].tolist(),
         "completion_ids": r.input_ids[p:].tolist(),
@@ -274,10 +303,11 @@ def trainer_class():
 
     class ConsultationGRPOTrainer(GRPOTrainer):
         def __init__(self, *args, credit: Credit, weights: RewardWeights, mix_lambda: float,
-                     mix_baseline: TurnBaseline, rollout_log: Path | None = None, **kwargs):
+                     mix_baseline: TurnBaseline, mix_scope: TurnScope, rollout_log: Path | None = None, **kwargs):
             os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental: versions pinned
             super().__init__(*args, **kwargs)
             self.credit, self.weights, self.mix_lambda, self.mix_baseline = credit, weights, mix_lambda, mix_baseline
+            self.mix_scope = mix_scope
             self.rollout_log = rollout_log
 
         def _get_train_sampler(self, dataset=None):
@@ -292,7 +322,7 @@ def trainer_class():
             g = self.num_generations
             groups = [i // g for i in range(len(everyone))]
             adv = credit_advantages(self.credit, [e["credit"] for e in everyone], groups, self.weights,
-                                    self.mix_lambda, self.mix_baseline)
+                                    self.mix_lambda, self.mix_baseline, self.mix_scope)
             start = self.accelerator.process_index * len(inputs)
             mine = adv[start:start + len(inputs)]
             width = out["completion_ids"].shape[1]
@@ -574,6 +604,7 @@ def _run(cfg: GRPORunConfig, out: Path, progress: bool, cases, patient, annotato
         weights=cfg.weights,
         mix_lambda=cfg.mix_lambda,
         mix_baseline=cfg.mix_baseline,
+        mix_scope=cfg.mix_scope,
         rollout_log=rollout_path,
     )
     try:
