@@ -130,3 +130,10 @@ def test_run_bad_ablation_exit_2(tmp_path):
     res = run("run", "--arm", "outcome", "--ablation", "lam0", "--out", tmp_path / "o", "--no-progress")
     assert res.exit_code == 2 and "--ablations vary the SIG arm" in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_grpo_bad_mix_scope_exit_2(tmp_path):
+    res = run("grpo", "--model", "hf:/no/such/dir", "--reward", "sig-mixed", "--mix-scope", "tokens",
+              "--out", tmp_path / "o", "--no-progress")
+    assert res.exit_code == 2 and "--mix-scope must be one of turn, decision" in res.output
+    assert not (tmp_path / "o").exists()

@@ -170,7 +170,8 @@ def test_patient_tokens_get_no_gradient_even_with_advantage(toy, tmp_path):
                               args=make_grpo_args(cfg, tmp_path / "ckpt", world=1),
                               train_dataset=Dataset.from_dict({"prompt": ["c0"]}), processing_class=tok,
                               rollout_func=lambda prompts, trainer: {}, credit="sig", weights=cfg.weights,
-                              mix_lambda=cfg.mix_lambda, mix_baseline=cfg.mix_baseline)
+                              mix_lambda=cfg.mix_lambda, mix_baseline=cfg.mix_baseline,
+                              mix_scope=cfg.mix_scope)
     torch.manual_seed(0)
     b, p, t = 2, 5, 9
     env = torch.tensor([[1, 1, 0, 0, 1, 1, 0, 1, 1], [1, 0, 0, 1, 1, 1, 1, 0, 0]])
