@@ -126,9 +126,9 @@ def test_grpo_bad_mix_baseline_exit_2(tmp_path):
 
 def test_run_bad_ablation_exit_2(tmp_path):
     res = run("run", "--ablation", "lam0,nope", "--out", tmp_path / "o", "--no-progress")
-    assert res.exit_code == 2 and "--ablations: each is one of lam0, softmax, no-stage1; got nope" in res.output
+    assert res.exit_code == 2 and "--ablation: each is one of lam0, softmax, no-stage1; got nope" in res.output
     res = run("run", "--arm", "outcome", "--ablation", "lam0", "--out", tmp_path / "o", "--no-progress")
-    assert res.exit_code == 2 and "--ablations vary the SIG arm" in res.output
+    assert res.exit_code == 2 and "--ablation varies the SIG arm" in res.output
     assert not (tmp_path / "o").exists()
 
 

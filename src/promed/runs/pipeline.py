@@ -10,7 +10,7 @@ Hugging Face checkpoint in a directory named for its arm (``pretrain/``, ``sft/`
 (a finished step is not repeated), so an interrupted run re-runs only what is missing. ``run.json`` records the
 resolved config, the wall time of each step and the peak memory after it.
 
-``--ablations`` adds the ablation rows of the paper's table, each a variant of the SIG arm trained on the same
+``--ablation`` adds the ablation rows of the paper's table, each a variant of the SIG arm trained on the same
 rollout seeds with the same Shapley values (:data:`ABLATIONS`; e.g. ``grpo-sig-mixed-lam0/``). They are off by
 default: each costs one more GRPO arm and its evaluation (up to 8 + 6 minutes on 2 cores), and the default run is
 sized to fit an hour.
@@ -43,7 +43,7 @@ ABLATIONS: dict[str, str] = {
     "softmax": "the reference's importance weights, softmax(phi / 2), instead of the positive part of phi",
     "no-stage1": "Stage 2 straight from the pretrained doctor (no MCTS, no SFT)",
 }
-"""Ablations of ProMed's SIG arm (``--ablations``): name -> what changes."""
+"""Ablations of ProMed's SIG arm (``--ablation``): name -> what changes."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,9 @@ class RunConfig:
             raise ValueError(f"--arms: each arm is one of {', '.join(CREDITS)}; got {','.join(self.arms) or 'none'}")
         bad = [a for a in self.ablations if a not in ABLATIONS]
         if bad:
-            raise ValueError(f"--ablations: each is one of {', '.join(ABLATIONS)}; got {','.join(bad)}")
+            raise ValueError(f"--ablation: each is one of {', '.join(ABLATIONS)}; got {','.join(bad)}")
         if self.ablations and self.sig_arm is None:
-            raise ValueError("--ablations vary the SIG arm: --arms needs one that is not outcome")
+            raise ValueError("--ablation varies the SIG arm: --arm needs one that is not outcome")
         if self.test_cases < 1:
             raise ValueError(f"--test-cases must be >= 1, got {self.test_cases}")
 
