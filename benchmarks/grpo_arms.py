@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import get_args
 from pathlib import Path
 
 from promed.config import EvalConfig
@@ -23,7 +24,7 @@ from promed.env.consultation import EnvConfig
 from promed.eval.evaluate import run_eval
 from promed.io import atomic_write_json
 from promed.runs.grpo import GrpoCommandConfig, run_grpo_command
-from promed.sig.reward import SigConfig
+from promed.sig.reward import SigConfig, Weighting
 from promed.train.advantages import TURN_BASELINES, TURN_SCOPES
 from promed.train.grpo import plot_curves, read_log
 
@@ -39,7 +40,7 @@ def main() -> None:
     ap.add_argument("--learning-rate", type=float, default=1e-4)
     ap.add_argument("--kl", type=float, default=0.04)
     ap.add_argument("--lam", type=float, default=None, help="SIG blend (None: the default)")
-    ap.add_argument("--weighting", choices=("positive", "softmax"), default=None,
+    ap.add_argument("--weighting", choices=get_args(Weighting), default=None,
                     help="Shapley values -> weights (None: the default; softmax = the reference's softmax(phi / 2))")
     ap.add_argument("--train-cases", type=int, default=1000)
     ap.add_argument("--test-cases", type=int, default=1000)

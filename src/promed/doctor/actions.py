@@ -37,7 +37,10 @@ from typing import Sequence
 from promed.types import Action, Answer, Ask, Invalid, Option
 
 _EMPH = "*_`"
-_TURN = re.compile(r"^(?P<kw>ask|answer)[*_`]*\s*:(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
+_KEYWORD_TAIL = r"[*_`]*\s*:"  # emphasis and the colon after a keyword (``**ANSWER**:``)
+_TURN = re.compile(r"^(?P<kw>ask|answer)" + _KEYWORD_TAIL + r"(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
+ANSWER_KEYWORD = re.compile(r"^[*_`\s]*answer" + _KEYWORD_TAIL, re.IGNORECASE)
+"""The start of an answer turn up to its colon, as :func:`parse_action` reads it (emphasis around it allowed)."""
 _KEYWORD_START = re.compile(r"^[*_`\s]*(?:ask|answer)\s*:", re.IGNORECASE)
 _LETTER_ONLY = re.compile(r"^(?:\((?P<a>[A-Za-z])\)|\[(?P<b>[A-Za-z])\]|(?P<c>[A-Za-z]))\.?$")
 _LETTER_THEN_TEXT = re.compile(

@@ -37,7 +37,6 @@ import functools
 import hashlib
 import json
 import math
-import re
 import resource
 import shutil
 import time
@@ -49,6 +48,7 @@ import numpy as np
 import torch
 
 from promed.data.sources import DataConfig, load_data
+from promed.doctor.actions import ANSWER_KEYWORD
 from promed.doctor.policy import LLMDoctor
 from promed.env.consultation import EnvConfig
 from promed.env.rollout import Episode, run_consultations
@@ -184,20 +184,18 @@ def turn_kinds(tr: Transcript) -> tuple[tuple[TurnKind, ...], tuple[float, ...]]
     return tuple(kinds), tuple(sig)
 
 
-ANSWER_KEYWORD = re.compile(r"answer[\s*_]*:", re.IGNORECASE)
-
-
 def answer_content(tr: Transcript, turn_index: np.ndarray, decode) -> np.ndarray:
     """(T,) bool: the tokens of each policy answer after its keyword, i.e. the diagnosis it names.
 
     The keyword's tokens are the shortest prefix of the answer's sampled tokens whose text (``decode``) reaches
-    ``ANSWER:`` (markdown around it allowed); an answer whose keyword is never reached counts as all keyword."""
+    ``ANSWER:`` as the parser reads it (:data:`promed.doctor.actions.ANSWER_KEYWORD`); an answer whose keyword is never
+    reached counts as all keyword."""
     content = np.zeros(len(turn_index), dtype=bool)
     for k, step in enumerate(s for s in tr.steps if s.policy):
         if not isinstance(step.action, Answer):
             continue
         ids = list(step.token_ids)
-        cut = next((j for j in range(1, len(ids) + 1) if ANSWER_KEYWORD.search(decode(ids[:j]))), len(ids))
+        cut = next((j for j in range(1, len(ids) + 1) if ANSWER_KEYWORD.match(decode(ids[:j]))), len(ids))
         where = np.flatnonzero(np.asarray(turn_index) == k)
         content[where[cut:]] = True
     return content
