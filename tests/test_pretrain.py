@@ -294,3 +294,20 @@ def test_length_grouped_order_depends_on_seed_and_epoch_only():
     assert order(0, 0) == order(0, 0) and order(0, 3) == order(0, 3)
     assert order(0, 0) != order(0, 1) and order(0, 0) != order(1, 0)
     assert sorted(order(0, 2)) == list(range(300))
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no native bf16")
+def test_bf16_on_cpu_autocasts_and_keeps_float32_weights(tmp_path):
+    """--bf16 without CUDA is the Trainer's CPU autocast (it needs use_cpu): the same run in bf16 takes the same
+    steps to a loss close to float32's but not equal to it (so autocast was on), and saves float32 weights."""
+    from safetensors.torch import load_file
+
+    cfg = _cfg(tmp_path / "f32", max_steps=3, labels="soft")
+    f32 = run_pretrain(cfg)
+    b16 = run_pretrain(replace(cfg, out=tmp_path / "b16", bf16=True))
+    assert b16.sft.completed and b16.sft.loss_steps == f32.sft.loss_steps == (1, 2, 3)
+    assert b16.sft.losses[0] == pytest.approx(f32.sft.losses[0], rel=0.05)
+    assert b16.sft.losses != f32.sft.losses
+    weights = load_file(tmp_path / "b16" / "model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.float32}
+    assert json.loads((tmp_path / "b16" / "train_log.json").read_text())["config"]["bf16"] is True

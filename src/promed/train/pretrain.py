@@ -164,6 +164,8 @@ class PretrainConfig:
     max_len: int = field(default=1024, metadata={"help": "Max tokens per example (longer ones are cut; the answer "
                                                          "is at the end, so a cut example is dropped)."})
     seed: int = field(default=0, metadata={"help": "Seed of the subsets, layouts, initialisation and data order."})
+    bf16: bool | None = field(default=None, metadata={"help": "bf16 autocast (weights and optimizer stay float32); "
+                                                             "None: on when CUDA supports bf16 (SFT's rule)."})
     save_steps: int = field(default=200, metadata={"help": "Checkpoint every this many optimizer steps."})
     save_total_limit: int = field(default=2, metadata={"help": "Keep at most this many checkpoints."})
     logging_steps: int = field(default=10, metadata={"help": "Log the training loss every N steps."})
@@ -378,6 +380,7 @@ def sft_config(cfg: PretrainConfig) -> SFTRunConfig:
         batch_size=cfg.batch_size, max_len=cfg.max_len, seed=cfg.seed, save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit, logging_steps=cfg.logging_steps, resume=cfg.resume,
         stop_after_steps=cfg.stop_after_steps, progress_bar=cfg.progress_bar, num_threads=cfg.num_threads,
+        bf16=cfg.bf16,
     )
 
 

@@ -351,6 +351,9 @@ def make_trainer_args(cfg: SFTRunConfig, ckpt_dir: Path, has_eval: bool):
         eval_steps=(cfg.eval_steps or cfg.save_steps) if has_eval else None,
         bf16=_use_bf16(cfg),
         fp16=False,
+        # bf16 without CUDA is CPU autocast, which the Trainer only allows with use_cpu (not set otherwise: it would
+        # also turn off Apple's MPS)
+        **({"use_cpu": True} if _use_bf16(cfg) and not torch.cuda.is_available() else {}),
         report_to="none",
         disable_tqdm=not cfg.progress_bar,
         dataloader_num_workers=0,
