@@ -1,6 +1,7 @@
 """The pretrained SynthClinic doctor (``promed pretrain``): its own answers against the exact posterior, and a curve.
 
-For a checkpoint, on N SynthClinic test cases (seed 0, the standard benchmark), the doctor answering itself:
+For a checkpoint, on N SynthClinic test cases (seed 0, the standard benchmark; ``--split val`` for choosing settings),
+the doctor answering itself:
 
 * (a) ``reactive``: the initial statement only, as ``promed eval --doctor llm:<ckpt> --max-questions 0`` runs it
   (``LLMDoctor`` through :func:`promed.env.rollout.run_episodes`, budget 0, greedy decoding, the strict parser);
@@ -8,12 +9,14 @@ For a checkpoint, on N SynthClinic test cases (seed 0, the standard benchmark), 
   runs through the doctor);
 * (c) calibration: the model's option probabilities (the answer turn of each option scored after the prompt with the
   backend's ``score_options``, normalised over the options) against the exact posterior (``BayesScorer``): mean
-  absolute difference over cases and options, on the prompts of (a) and (b). ``argmax`` accuracies of these
+  absolute difference over cases and options, on the prompts of (a) and (b); and the expected calibration error
+  against the gold answers (top-label, 10 bins: :func:`promed.eval.metrics.expected_calibration_error`), beside the
+  exact posterior's own ECE on the same cases (what sampling alone gives). ``argmax`` accuracies of these
   probabilities are printed too (choosing the most likely option rather than decoding greedily).
 
 Bayes' accuracies on the same cases (0.394 reactive, 0.964 all facts at seed 0, 500 cases) are printed beside.
 
-    python benchmarks/pretrain_curve.py --eval runs/pretrain [--n 500]           # evaluate checkpoints
+    python benchmarks/pretrain_curve.py --eval runs/pretrain [--n 500] [--split val]   # evaluate checkpoints
     python benchmarks/pretrain_curve.py --curve --minutes 4 8 --sizes 128x4 ...  # train and evaluate a curve
 
 ``--curve`` trains one run per model size (``<hidden>x<layers>``), keeps a checkpoint every ``--save-steps`` steps and
@@ -46,12 +49,14 @@ def option_probs(llm, cases, fact_sets, answer_format: str, known: bool = True, 
     return np.array(out)
 
 
-def evaluate(ckpt: str | Path, n: int = 500, seed: int = 0, answer_format: str | None = None) -> dict:
+def evaluate(ckpt: str | Path, n: int = 500, seed: int = 0, answer_format: str | None = None,
+             split: str = "test") -> dict:
     """Accuracy of the doctor's own answers (reactive, all facts), calibration and argmax accuracies (module doc)."""
     from promed.data.synthclinic import BayesScorer, generate_cases
     from promed.doctor.policy import LLMDoctor
     from promed.env.consultation import EnvConfig
     from promed.env.rollout import run_episodes
+    from promed.eval.metrics import expected_calibration_error
     from promed.llm import load_llm
     from promed.patient import FactPatient
 
@@ -60,12 +65,12 @@ def evaluate(ckpt: str | Path, n: int = 500, seed: int = 0, answer_format: str |
         from promed.runs.pretrain import checkpoint_answer_format
 
         answer_format = checkpoint_answer_format(ckpt)
-    cases = generate_cases("test", n, seed=seed)
+    cases = generate_cases(split, n, seed=seed)
     llm = load_llm(f"hf:{ckpt}")
     doctor = LLMDoctor(llm, f"llm:{ckpt}")
     patient = FactPatient()
     bayes = BayesScorer()
-    out: dict = {"ckpt": str(ckpt), "n": n, "answer_format": answer_format}
+    out: dict = {"ckpt": str(ckpt), "split": split, "n": n, "answer_format": answer_format}
     t0 = time.perf_counter()
     for name, env, facts in (("reactive", EnvConfig(max_questions=0), lambda c: ()),
                              ("all_facts", EnvConfig(max_questions=5, reveal_all=True),
@@ -80,18 +85,27 @@ def evaluate(ckpt: str | Path, n: int = 500, seed: int = 0, answer_format: str |
         out[f"{name}_argmax"] = float(np.mean(p.argmax(1) == gold))
         out[f"{name}_bayes"] = float(np.mean(q.argmax(1) == gold))
         out[f"{name}_mae"] = float(np.mean(np.abs(p - q)))
+        out[f"{name}_ece"] = expected_calibration_error(p, gold)
+        out[f"{name}_bayes_ece"] = expected_calibration_error(q, gold)  # what sampling alone gives on these cases
     out["eval_s"] = round(time.perf_counter() - t0, 1)
     return out
+
+
+def _ece(r: dict, name: str) -> str:
+    return f"{r.get(name + '_ece', float('nan')):.3f}"  # rows saved before the ECE was added have none
 
 
 def _row(r: dict) -> str:
     return (f"{r.get('params', ''):>9} {r.get('train_s', ''):>7} {r.get('steps', ''):>6} "
             f"{r['reactive']:.3f} ({r['reactive_argmax']:.3f}) {r['all_facts']:.3f} ({r['all_facts_argmax']:.3f}) "
-            f"{r['reactive_mae']:.3f} {r['all_facts_mae']:.3f}  bayes {r['reactive_bayes']:.3f}/"
+            f"{r['reactive_mae']:.3f} {r['all_facts_mae']:.3f}  "
+            f"{_ece(r, 'reactive')} {_ece(r, 'all_facts')} ({_ece(r, 'reactive_bayes')} {_ece(r, 'all_facts_bayes')})"
+            f"  bayes {r['reactive_bayes']:.3f}/"
             f"{r['all_facts_bayes']:.3f}  {r['ckpt']}")
 
 
-HEADER = ("   params train_s  steps reactive (argmax) all-facts (argmax) mae-r mae-all  exact posterior  checkpoint")
+HEADER = ("   params train_s  steps reactive (argmax) all-facts (argmax) mae-r mae-all  ece-r ece-all (exact's)  "
+          "exact posterior  checkpoint")
 
 
 def curve(args) -> list[dict]:
@@ -132,7 +146,9 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--eval", nargs="*", default=[], help="checkpoint directories to evaluate")
     ap.add_argument("--curve", action="store_true", help="train one run per --sizes and evaluate its checkpoints")
-    ap.add_argument("--n", type=int, default=500, help="test cases")
+    ap.add_argument("--n", type=int, default=500, help="cases of --split")
+    ap.add_argument("--split", default="test", choices=("test", "val"),
+                    help="SynthClinic split of --eval (choose settings on val, report test)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--sizes", nargs="*", default=["128x4"], help="model sizes <hidden>x<layers>")
     ap.add_argument("--cases", type=int, default=24000)
@@ -153,7 +169,7 @@ def main(argv=None) -> None:
     rows = []
     print(HEADER, flush=True)
     for ck in args.eval:
-        r = evaluate(ck, args.n)
+        r = evaluate(ck, args.n, split=args.split)
         rows.append(r)
         print(_row(r), flush=True)
     if args.curve:

@@ -26,3 +26,23 @@ def test_compute_metrics():
     assert m.invalid_rate == 1 / 6 and m.truncated_rate == 0.5
     assert math.isclose(m.mean_sig, 0.75 / 3) and math.isclose(m.total_sig, 0.75 / 2)
     assert compute_metrics(trs, [4, 4]).mean_sig is None
+
+
+def test_expected_calibration_error():
+    import numpy as np
+    import pytest
+
+    from promed.eval.metrics import expected_calibration_error
+
+    # a perfectly calibrated forecaster: confidence 0.7, right 7 times in 10
+    p = np.array([[0.7, 0.1, 0.1, 0.1]] * 10)
+    assert expected_calibration_error(p, [0] * 7 + [1] * 3) == pytest.approx(0.0)
+    # always certain, right half the time: |0.5 - 1.0|
+    q = np.eye(4)[[0] * 10]
+    assert expected_calibration_error(q, [0] * 5 + [2] * 5) == pytest.approx(0.5)
+    # two bins, weighted by their share: 4 cases at 0.9 all right (0.1), 6 at 0.3 (~0.35) with 2 right (1/3 - 0.3)
+    r = np.array([[0.9, 0.1, 0, 0]] * 4 + [[0.3, 0.3, 0.2, 0.2]] * 6)
+    gold = [0] * 4 + [0, 0, 1, 1, 2, 3]
+    assert expected_calibration_error(r, gold) == pytest.approx(0.4 * 0.1 + 0.6 * abs(2 / 6 - 0.3))
+    with pytest.raises(ValueError):
+        expected_calibration_error(p, [0])

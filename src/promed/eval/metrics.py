@@ -85,3 +85,19 @@ def group_metrics(groups: Sequence[Sequence[Transcript]]) -> tuple[float, float]
     if not flat:
         return 0.0, 0.0
     return sum(flat) / len(flat), sum(any(bool(t.correct) for t in g) for g in groups) / len(groups)
+
+
+def expected_calibration_error(probs, gold, bins: int = 10) -> float:
+    """Top-label expected calibration error: the cases binned by the probability of their most likely option
+    (``bins`` equal-width bins over [0, 1]); the bins' |accuracy - mean confidence|, weighted by their share of the
+    cases. ``probs``: (n, options) rows summing to 1; ``gold``: the gold option's index per case."""
+    import numpy as np
+
+    p = np.asarray(probs, dtype=float)
+    if p.ndim != 2 or len(p) != len(gold) or len(p) == 0:
+        raise ValueError("probs must be (n, options) with n = len(gold) > 0")
+    conf = p.max(1)
+    right = (p.argmax(1) == np.asarray(gold)).astype(float)
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    return float(sum(abs(right[which == b].mean() - conf[which == b].mean()) * np.mean(which == b)
+                     for b in range(bins) if np.any(which == b)))
