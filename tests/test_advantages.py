@@ -116,6 +116,26 @@ def test_turn_baseline_counts_answers_as_turns_that_reveal_nothing():
         turn_group_advantages(kinds, sig, [0, 0], baseline="bogus")
 
 
+def test_position_baseline_compares_questions_asked_at_the_same_turn():
+    kinds = [("ask", "ask", "answer"), ("ask", "answer"), ("ask", "ask", "ask", "answer"), ("answer",)]
+    sig = [(0.4, 0.1, 0.0), (0.2, 0.0), (0.3, 0.3, 0.5, 0.0), (0.0,)]
+    adv = turn_group_advantages(kinds, sig, [0, 0, 0, 0], baseline="position")
+    first = np.array([0.4, 0.2, 0.3])  # turn 0: three questions from the same state (the fourth answered)
+    z0 = (first - first.mean()) / (first.std() + 1e-4)
+    second = np.array([0.1, 0.3])  # turn 1: two questions; episode 1 answered there
+    z1 = (second - second.mean()) / (second.std() + 1e-4)
+    assert adv[0] == pytest.approx([z0[0], z1[0], 0.0], abs=1e-6)
+    assert adv[1] == pytest.approx([z0[1], 0.0], abs=1e-6)  # answering is not judged by SIG here
+    # turn 2: episode 2's question is alone there, so it has no comparison and gets 0
+    assert adv[2] == pytest.approx([z0[2], z1[1], 0.0, 0.0], abs=1e-6)
+    assert adv[3] == pytest.approx([0.0])
+    # groups are separate: the same turns in another group do not enter the pool
+    both = turn_group_advantages(kinds + [("ask",), ("ask",)], sig + [(9.0,), (1.0,)], [0, 0, 0, 0, 1, 1],
+                                 baseline="position")
+    assert all(np.allclose(a, b) for a, b in zip(both[:4], adv))
+    assert both[4] == pytest.approx([1.0], abs=1e-3) and both[5] == pytest.approx([-1.0], abs=1e-3)
+
+
 def test_sig_mixed_turn_baseline_reaches_the_answer_tokens():
     w = RewardWeights()
     a = _ep([0, 0, -1, 1], ["ask", "answer"], [0.5, 0.0], True)
@@ -125,6 +145,17 @@ def test_sig_mixed_turn_baseline_reaches_the_answer_tokens():
     z = (r - r.mean()) / (r.std() + 1e-4)
     assert adv_a == pytest.approx([z[0], z[0], 0.0, z[1]], abs=1e-6)
     assert adv_b == pytest.approx([z[2], 0.0, z[3]], abs=1e-6)
+
+
+def test_sig_mixed_position_baseline_lands_on_question_tokens_only():
+    w = RewardWeights()
+    a = _ep([0, 0, -1, 1], ["ask", "answer"], [0.5, 0.0], True)
+    b = _ep([0, -1, 1], ["ask", "answer"], [0.1, 0.0], False)
+    adv_a, adv_b = credit_advantages("sig-mixed", [a, b], [0, 0], w, mix_lambda=1.0, mix_baseline="position")
+    out_a, out_b = credit_advantages("outcome", [a, b], [0, 0], w)
+    z = np.array([0.2, -0.2]) / (0.2 + 1e-4)  # the two first questions: SIG 0.5 and 0.1, mean 0.3, std 0.2
+    assert adv_a == pytest.approx(out_a + np.array([z[0], z[0], 0.0, 0.0]), abs=1e-6)  # env token and answer: 0
+    assert adv_b == pytest.approx(out_b + np.array([z[1], 0.0, 0.0]), abs=1e-6)
 
 
 def test_sig_mixed_decision_scope_leaves_the_diagnosis_to_the_outcome():

@@ -139,8 +139,8 @@ def episode_reward(ep: EpisodeCredit, w: RewardWeights = RewardWeights()) -> flo
     return w.gamma * float(ep.correct) + w.format * float(ep.format_ok)
 
 
-TurnBaseline = Literal["questions", "turns"]
-TURN_BASELINES: tuple[str, ...] = ("questions", "turns")
+TurnBaseline = Literal["questions", "turns", "position"]
+TURN_BASELINES: tuple[str, ...] = ("questions", "turns", "position")
 
 TurnScope = Literal["turn", "decision"]
 TURN_SCOPES: tuple[str, ...] = ("turn", "decision")
@@ -161,9 +161,18 @@ def turn_group_advantages(kinds: Sequence[Sequence[TurnKind]], sig: Sequence[Seq
       unreadable turn (they reveal nothing); mean and std over all the group's policy turns, and every policy turn
       gets its advantage. Answering when a question would still have revealed something sits below the mean, so
       questions compete with each other *and* with stopping.
+    * ``baseline="position"``: a question is compared only with the group's questions asked at the same turn (the
+      k-th turn of each consultation): mean and std over those; answers, unreadable turns and a question that no
+      other consultation of the group asked at its turn get 0. At the first turn every consultation of a group is
+      in the same state (the initial statement), so there the comparison is exact: which question to ask from
+      here, the step-level group of GiGPO (Feng et al., 2025, "Group-in-Group Policy Optimization for LLM Agent
+      Training"); later turns are compared by position, an approximation (their states differ). Whether to ask
+      at all is left to the outcome advantage.
     """
     if baseline not in TURN_BASELINES:
         raise ValueError(f"unknown turn baseline {baseline!r}: expected one of {', '.join(TURN_BASELINES)}")
+    if baseline == "position":
+        return _position_advantages(kinds, sig, groups, eps)
     # per episode: each turn's immediate reward (its SIG; 0 unless a question) and whether it enters the baseline
     rewards = [np.array([s if k == "ask" else 0.0 for k, s in zip(ks, ss)]) for ks, ss in zip(kinds, sig)]
     counted = [np.array([baseline == "turns" or k == "ask" for k in ks], dtype=bool) for ks in kinds]
@@ -175,6 +184,25 @@ def turn_group_advantages(kinds: Sequence[Sequence[TurnKind]], sig: Sequence[Seq
     for r, c, g in zip(rewards, counted, groups):
         mean, std = stats[g]
         out.append(np.where(c, (r - mean) / (std + eps), 0.0))
+    return out
+
+
+def _position_advantages(kinds: Sequence[Sequence[TurnKind]], sig: Sequence[Sequence[float]],
+                         groups: Sequence[int], eps: float) -> list[np.ndarray]:
+    """:func:`turn_group_advantages` with ``baseline="position"``."""
+    pooled: dict[tuple[int, int], list[float]] = {}
+    for ks, ss, g in zip(kinds, sig, groups):
+        for k, (kind, s) in enumerate(zip(ks, ss)):
+            if kind == "ask":
+                pooled.setdefault((g, k), []).append(float(s))
+    out = []
+    for ks, ss, g in zip(kinds, sig, groups):
+        adv = np.zeros(len(ks))
+        for k, (kind, s) in enumerate(zip(ks, ss)):
+            pool = pooled.get((g, k), [])
+            if kind == "ask" and len(pool) > 1:
+                adv[k] = (float(s) - np.mean(pool)) / (np.std(pool) + eps)
+        out.append(adv)
     return out
 
 

@@ -87,8 +87,11 @@ class GRPORunConfig:
     mix_lambda: float = field(default=1.0, metadata={"help": "sig-mixed: weight of the turn (SIG) advantage."})
     mix_baseline: TurnBaseline = field(default="turns",
                                        metadata={"help": "sig-mixed: normalise each question's SIG over the group's "
-                                                         "questions, or over all its turns with answers counting "
-                                                         "SIG 0 (turns: questions also compete with answering)."})
+                                                         "questions, over all its turns with answers counting "
+                                                         "SIG 0 (turns: questions also compete with answering), or "
+                                                         "over the group's questions at the same turn (position: "
+                                                         "which question to ask there; asking at all is left to "
+                                                         "the outcome)."})
     mix_scope: TurnScope = field(default="turn",
                                  metadata={"help": "sig-mixed: an answer turn's SIG advantage on all its tokens "
                                                    "(turn), or only on the tokens that choose to answer (decision: "
