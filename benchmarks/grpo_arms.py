@@ -39,11 +39,15 @@ def main() -> None:
     ap.add_argument("--group-size", type=int, default=4)
     ap.add_argument("--learning-rate", type=float, default=1e-4)
     ap.add_argument("--kl", type=float, default=0.04)
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="rollout sampling temperature (unset: promed grpo's default)")
     ap.add_argument("--lam", type=float, default=None, help="SIG blend (None: the default)")
     ap.add_argument("--weighting", choices=get_args(Weighting), default=None,
                     help="Shapley values -> weights (None: the default; softmax = the reference's softmax(phi / 2))")
     ap.add_argument("--train-cases", type=int, default=1000)
-    ap.add_argument("--test-cases", type=int, default=1000)
+    ap.add_argument("--test-cases", type=int, default=1000, help="evaluation cases (of --eval-split)")
+    ap.add_argument("--eval-split", choices=("test", "val"), default="test",
+                    help="SynthClinic split of the evaluation (choose settings on val, report test)")
     ap.add_argument("--max-questions", type=int, default=5)
     ap.add_argument("--no-repeat", type=int, default=8, help="evaluation decoding rule, as in the Stage 1 preset")
     ap.add_argument("--mix-baseline", choices=TURN_BASELINES, default=None,
@@ -72,6 +76,8 @@ def main() -> None:
                 extra["mix_baseline"] = a.mix_baseline
             if a.mix_scope is not None:
                 extra["mix_scope"] = a.mix_scope
+            if a.temperature is not None:
+                extra["temperature"] = a.temperature
             if shared is not None:
                 extra["shapley"] = shared  # the cases' Shapley values, computed by the first arm
             cfg = GrpoCommandConfig(model=f"hf:{a.model}", data=DataConfig(split="train", limit=a.train_cases),
@@ -85,7 +91,7 @@ def main() -> None:
             shared = shared or out / "shapley.jsonl"
     doctors = (*(() if a.skip_start_eval else (f"llm:{a.model}",)), *(f"llm:{a.out / name}" for name in rows))
     t0 = time.perf_counter()
-    results = run_eval(EvalConfig(data=DataConfig(split="test", limit=a.test_cases), doctors=doctors,
+    results = run_eval(EvalConfig(data=DataConfig(split=a.eval_split, limit=a.test_cases), doctors=doctors,
                                   env=EnvConfig(max_questions=a.max_questions), no_repeat=a.no_repeat,
                                   out=a.out / "eval"), progress=True)
     eval_s = time.perf_counter() - t0
