@@ -137,3 +137,20 @@ def test_grpo_bad_mix_scope_exit_2(tmp_path):
               "--out", tmp_path / "o", "--no-progress")
     assert res.exit_code == 2 and "--mix-scope must be one of turn, decision" in res.output
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args,expected", [([], None), (["--bf16"], True), (["--no-bf16"], False)])
+def test_pretrain_bf16_flag_is_three_way(tmp_path, monkeypatch, args, expected):
+    """--bf16 / --no-bf16 / neither (None: CUDA's rule) reach PretrainConfig.bf16."""
+    import promed.runs.pretrain as runs_pretrain
+
+    seen = {}
+
+    def fake(cfg, progress=False):
+        seen["bf16"] = cfg.bf16
+        return {"skipped": True, "completed": True, "model_dir": str(tmp_path)}
+
+    monkeypatch.setattr(runs_pretrain, "run_pretrain_command", fake)
+    res = CliRunner().invoke(app, ["pretrain", "--out", str(tmp_path / "pre"), *args])
+    assert res.exit_code == 0, res.output
+    assert seen == {"bf16": expected}
