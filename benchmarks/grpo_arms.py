@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--max-questions", type=int, default=5)
     ap.add_argument("--no-repeat", type=int, default=8, help="evaluation decoding rule, as in the Stage 1 preset")
     ap.add_argument("--mix-baseline", choices=TURN_BASELINES, default=None,
-                    help="sig-mixed: questions or turns (unset: promed grpo's default; promed grpo --help)")
+                    help="sig-mixed: questions, turns or position (unset: promed grpo's default; promed grpo --help)")
     ap.add_argument("--mix-scope", choices=TURN_SCOPES, default=None,
                     help="sig-mixed: turn or decision (unset: promed grpo's default; promed grpo --help)")
     ap.add_argument("--skip-start-eval", action="store_true",

@@ -91,16 +91,12 @@ def evaluate(ckpt: str | Path, n: int = 500, seed: int = 0, answer_format: str |
     return out
 
 
-def _ece(r: dict, name: str) -> str:
-    return f"{r.get(name + '_ece', float('nan')):.3f}"  # rows saved before the ECE was added have none
-
-
 def _row(r: dict) -> str:
     return (f"{r.get('params', ''):>9} {r.get('train_s', ''):>7} {r.get('steps', ''):>6} "
             f"{r['reactive']:.3f} ({r['reactive_argmax']:.3f}) {r['all_facts']:.3f} ({r['all_facts_argmax']:.3f}) "
             f"{r['reactive_mae']:.3f} {r['all_facts_mae']:.3f}  "
-            f"{_ece(r, 'reactive')} {_ece(r, 'all_facts')} ({_ece(r, 'reactive_bayes')} {_ece(r, 'all_facts_bayes')})"
-            f"  bayes {r['reactive_bayes']:.3f}/"
+            f"{r['reactive_ece']:.3f} {r['all_facts_ece']:.3f} ({r['reactive_bayes_ece']:.3f} "
+            f"{r['all_facts_bayes_ece']:.3f})  bayes {r['reactive_bayes']:.3f}/"
             f"{r['all_facts_bayes']:.3f}  {r['ckpt']}")
 
 

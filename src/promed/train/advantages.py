@@ -171,37 +171,24 @@ def turn_group_advantages(kinds: Sequence[Sequence[TurnKind]], sig: Sequence[Seq
     """
     if baseline not in TURN_BASELINES:
         raise ValueError(f"unknown turn baseline {baseline!r}: expected one of {', '.join(TURN_BASELINES)}")
-    if baseline == "position":
-        return _position_advantages(kinds, sig, groups, eps)
     # per episode: each turn's immediate reward (its SIG; 0 unless a question) and whether it enters the baseline
     rewards = [np.array([s if k == "ask" else 0.0 for k, s in zip(ks, ss)]) for ks, ss in zip(kinds, sig)]
     counted = [np.array([baseline == "turns" or k == "ask" for k in ks], dtype=bool) for ks in kinds]
-    pooled: dict[int, list[float]] = {}
-    for r, c, g in zip(rewards, counted, groups):
-        pooled.setdefault(g, []).extend(r[c].tolist())
-    stats = {g: (float(np.mean(v)), float(np.std(v))) if len(v) > 1 else (0.0, np.inf) for g, v in pooled.items()}
-    out = []
-    for r, c, g in zip(rewards, counted, groups):
-        mean, std = stats[g]
-        out.append(np.where(c, (r - mean) / (std + eps), 0.0))
-    return out
 
+    def pool(g: int, k: int) -> tuple[int, int]:  # the pool a turn is compared within: its group (and its turn)
+        return (g, k if baseline == "position" else -1)
 
-def _position_advantages(kinds: Sequence[Sequence[TurnKind]], sig: Sequence[Sequence[float]],
-                         groups: Sequence[int], eps: float) -> list[np.ndarray]:
-    """:func:`turn_group_advantages` with ``baseline="position"``."""
     pooled: dict[tuple[int, int], list[float]] = {}
-    for ks, ss, g in zip(kinds, sig, groups):
-        for k, (kind, s) in enumerate(zip(ks, ss)):
-            if kind == "ask":
-                pooled.setdefault((g, k), []).append(float(s))
+    for r, c, g in zip(rewards, counted, groups):
+        for k in np.flatnonzero(c):
+            pooled.setdefault(pool(g, int(k)), []).append(float(r[k]))
+    stats = {key: (float(np.mean(v)), float(np.std(v))) if len(v) > 1 else (0.0, np.inf) for key, v in pooled.items()}
     out = []
-    for ks, ss, g in zip(kinds, sig, groups):
-        adv = np.zeros(len(ks))
-        for k, (kind, s) in enumerate(zip(ks, ss)):
-            pool = pooled.get((g, k), [])
-            if kind == "ask" and len(pool) > 1:
-                adv[k] = (float(s) - np.mean(pool)) / (np.std(pool) + eps)
+    for r, c, g in zip(rewards, counted, groups):
+        adv = np.zeros(len(r))
+        for k in np.flatnonzero(c):
+            mean, std = stats[pool(g, int(k))]
+            adv[k] = (r[k] - mean) / (std + eps)
         out.append(adv)
     return out
 

@@ -329,6 +329,7 @@ def make_trainer_args(cfg: SFTRunConfig, ckpt_dir: Path, has_eval: bool):
     """TRL ``SFTConfig`` for ``cfg`` (TRL's own defaults for bf16 and gradient checkpointing are overridden)."""
     from trl import SFTConfig
 
+    bf16 = _use_bf16(cfg)
     return SFTConfig(
         output_dir=str(ckpt_dir),
         num_train_epochs=cfg.epochs,
@@ -349,11 +350,11 @@ def make_trainer_args(cfg: SFTRunConfig, ckpt_dir: Path, has_eval: bool):
         save_total_limit=cfg.save_total_limit,
         eval_strategy="steps" if has_eval else "no",
         eval_steps=(cfg.eval_steps or cfg.save_steps) if has_eval else None,
-        bf16=_use_bf16(cfg),
+        bf16=bf16,
         fp16=False,
         # bf16 without CUDA is CPU autocast, which the Trainer only allows with use_cpu (not set otherwise: it would
         # also turn off Apple's MPS)
-        **({"use_cpu": True} if _use_bf16(cfg) and not torch.cuda.is_available() else {}),
+        **({"use_cpu": True} if bf16 and not torch.cuda.is_available() else {}),
         report_to="none",
         disable_tqdm=not cfg.progress_bar,
         dataloader_num_workers=0,
