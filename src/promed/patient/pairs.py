@@ -386,11 +386,12 @@ def could_answer(question: str, fact: str) -> bool:
 
 
 def hard_negatives(question: str, facts: Sequence[str], exclude: Iterable[int], rng: random.Random,
-                   n: int = 2) -> list[int]:
+                   n: int = 2, *, screen: bool = True) -> list[int]:
     """Up to ``n`` indices of ``facts`` that do not answer ``question``: the lexically closest first (stem overlap),
-    then a random one; never an index in ``exclude`` nor a fact that :func:`could_answer` it."""
+    then a random one; never an index in ``exclude`` nor (with ``screen``) a fact that :func:`could_answer` it.
+    ``screen=False`` where a hand label already says which facts answer (``exclude``)."""
     skip = set(exclude)
-    pool = [i for i, f in enumerate(facts) if i not in skip and not could_answer(question, f)]
+    pool = [i for i, f in enumerate(facts) if i not in skip and not (screen and could_answer(question, f))]
     if not pool:
         return []
     q = topic(question)
@@ -486,6 +487,30 @@ def synth_pairs(cases: Sequence[Case], rng: random.Random, *, facts_per_case: in
                 out.append(Pair(q, texts[i], 0.0, "synth-absent", c.id))
         if rng.random() < 0.1:
             out.append(Pair(rng.choice(OFF_TOPIC), rng.choice(texts), 0.0, "offtopic", c.id))
+    return out
+
+
+def labelled_pairs(cases: dict[str, Case], rows: Sequence[dict], rng: random.Random, *,
+                   negatives: int = 3) -> list[Pair]:
+    """Pairs from hand-written training questions (``{"case_id", "question", "facts": [...]}`` rows, the format of
+    ``promed patient --questions``): each expected safe fact is a positive; the case's other safe facts closest to
+    the question by stem overlap (then a random one), ``negatives`` of them, are negatives (:func:`hard_negatives`
+    unscreened: the label says exactly which facts answer); an unanswerable question (``facts: []``) gives
+    negatives only. ``cases`` maps case id -> case."""
+    out: list[Pair] = []
+    for row in rows:
+        case = cases[str(row["case_id"])]
+        safe = list(safe_fact_ids(case))
+        want = [i for i in row["facts"] if i in safe]
+        if row["facts"] and not want:
+            continue  # every expected fact is withheld: nothing this patient may reveal
+        q = row["question"].strip()
+        texts = [case.facts[i].text for i in safe]
+        out += [Pair(q, case.facts[i].text, 1.0, "hand", str(case.id)) for i in want]
+        skip = [k for k, i in enumerate(safe) if i in row["facts"]]
+        kind = "hand-neg" if want else "hand-unanswerable"
+        out += [Pair(q, texts[k], 0.0, kind, str(case.id))
+                for k in hard_negatives(q, texts, skip, rng, negatives, screen=False)]
     return out
 
 
