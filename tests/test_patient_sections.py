@@ -76,6 +76,18 @@ def test_fact_category_precedence(text, want):
     assert fact_category(text) == want
 
 
+def test_untagged_fact_continues_an_examination_or_a_test_but_not_the_history():
+    texts = ("A newborn is delivered at term.", "Examination shows a small jaw.", "The newborn has low-set ears.",
+             "An ECG shows sinus rhythm.", "The QRS interval is 0.11 seconds.", "Her sister has similar ears.",
+             "She has had a cough for 3 days.", "The cough is dry.")
+    case = Case("cont", texts[0], tuple(Fact(i, t) for i, t in enumerate(texts)), "Q?",
+                tuple(Option(l, t) for l, t in zip("ABCD", ["W", "X", "Y", "Z"])), "A", "test")
+    cats = case_categories(case)
+    assert [fact_category(t) for t in texts[2:5:2]] == ["hpi", "hpi"]  # out of context: no rule matches
+    assert cats[1:5] == ("examination", "examination", "other_tests", "other_tests")
+    assert cats[6:] == ("hpi", "hpi")  # after the history the default stays
+
+
 # ---- reading a question -------------------------------------------------------------------------------------------
 
 
@@ -88,6 +100,10 @@ def test_fact_category_precedence(text, want):
     ("Is there any illness that runs in your family?", ("family",)),
     ("Does anyone in your family have any medical problems?", ("family",)),  # family history, not past history
     ("What did you find when you examined him? Anything on the ear exam?", ("examination",)),  # read part by part
+    ("What has been done for him so far?", ("treatment",)),
+    ("What medications are you taking?", ("medications",)),  # "taking" is scaffolding, not a finding
+    ("Tell me about your past medical and surgical history.", ("past_history",)),
+    ("Tell me about your sexual history.", ("social",)),
 ])
 def test_broad_questions(question, sections):
     intent = read_question(question)

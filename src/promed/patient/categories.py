@@ -6,8 +6,10 @@ systems, vital signs, examination, labs, imaging, other tests, treatment so far)
 facts of a case (cached per case, so a case is tagged once per process).
 
 Method: an ordered list of regular-expression rules over the fact text (:data:`_RULES`); the first rule that
-matches decides, and a fact no rule matches is history of present illness (the bulk of a vignette: the complaint,
-its course and the symptoms now). The order encodes the precedence a clinician would use when a fact could fit two
+matches decides. A fact no rule matches continues the section of the fact before it when that is an examination or
+a test result (:data:`CONTINUED`: vignettes list an examination's or a test's findings as a run, and the later ones
+often lack the section's words), and is otherwise history of present illness (the bulk of a vignette: the
+complaint, its course and the symptoms now). The order encodes the precedence a clinician would use when a fact could fit two
 sections: a measured vital sign or a test result is data even when it mentions a symptom; "denies smoking" is
 social, not review of systems; a relative's disease is family history. SynthClinic facts carry their knowledge-base
 finding; the same rules tag them (their templates are clinical sentences like MediQ's), so there is one method.
@@ -100,7 +102,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
                         r"\bmanometr", r"\bTzanck\b", r"\bKOH\b", r"\bskin test\b", r"\bPPD\b")),
     ("labs", _rx(r"\blab(?:oratory|s)?\b", r"\bserum\b", r"\bplasma\b", r"\burin(?:e|alysis)\b[^.]*"
                  r"\b(?:shows?|reveals?|positive|negative|level|test|osmolality|sodium|protein|specific)",
-                 r"\burinalysis\b", r"\bCSF\b", r"\bcerebrospinal\b", r"\bhemoglobin\b", r"\bhematocrit\b",
+                 r"\burinalysis\b", r"\bCSF\b", r"\bcerebrospinal\b", r"\blumbar puncture\b", r"\bspinal tap\b", r"\bhemoglobin\b", r"\bhematocrit\b",
                  r"\bleukocyte", r"\bWBC\b", r"\bwhite (?:blood )?cell count", r"\bplatelet", r"\bsodium\b",
                  r"\bpotassium\b", r"\bchloride\b", r"\bbicarbonate\b", r"\bcreatinine\b", r"\bglucose\b",
                  r"\bBUN\b", r"\burea\b", r"\bcalcium\b", r"\bbilirubin\b", r"\balbumin\b", r"\bferritin\b",
@@ -199,7 +201,8 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 
 def fact_category(text: str) -> str:
-    """The clinical category of one fact by the rules alone (one of :data:`CATEGORIES`; no rule: ``hpi``)."""
+    """The clinical category of one fact by the rules alone, out of context (one of :data:`CATEGORIES`; no rule:
+    ``hpi``); :func:`case_categories` also reads the fact before it."""
     return _rule_category(text) or DEFAULT_CATEGORY
 
 
@@ -222,6 +225,15 @@ def case_categories(case: Case) -> tuple[str, ...]:
     return _categories(tuple(f.text for f in case.facts))
 
 
+# Sections a vignette lists as a run of findings: a fact no rule tags, right after one of these, continues it
+# ("Examination shows a small jaw." "The newborn has low-set ears."; "An ECG shows ..." "The QRS interval is ...").
+CONTINUED: frozenset[str] = frozenset({"examination", "labs", "imaging", "other_tests"})
+
+
 @functools.lru_cache(maxsize=65536)
 def _categories(texts: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(fact_category(t) for t in texts)
+    out: list[str] = []
+    for t in texts:
+        rule = _rule_category(t)
+        out.append(rule or (out[-1] if out and out[-1] in CONTINUED else DEFAULT_CATEGORY))
+    return tuple(out)

@@ -61,7 +61,9 @@ _SECTIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
                     r"any (?:x-?rays?|scans?)")),
     ("other_tests", _rx(r"other (?:tests?|procedures)(?: or (?:tests?|procedures))?", r"procedures", r"any other (?:tests?|investigations|studies|results)",
                         r"other (?:investigations|studies|results)", r"investigations", r"special tests?")),
-    ("past_history", _rx(r"past medical history", r"medical history", r"past history", r"(?:past |previous |"
+    ("past_history", _rx(r"past medical (?:and|or) surgical history", r"past medical history",
+                         r"medical (?:and|or) surgical history", r"surgical history", r"medical history",
+                         r"past history", r"(?:past |previous |"
                          r"other |chronic |long-?term |ongoing )?medical (?:problems|conditions|illnesses|issues)",
                          r"health (?:problems|conditions|issues)", r"(?:past|previous|prior|other) (?:illnesses|"
                          r"conditions|diseases|problems)", r"chronic (?:conditions|illnesses|diseases|problems)",
@@ -71,7 +73,7 @@ _SECTIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("allergies", _rx(r"allergies", r"allergic(?: to anything)?", r"allergy")),
     ("family", _rx(r"family history", r"(?:anyone|anybody|someone) in (?:your|the) family", r"family members?",
                    r"(?:your )?relatives", r"your family", r"runs? in (?:your|the) family", r"blood relatives")),
-    ("social", _rx(r"social history", r"lifestyle", r"habits", r"home situation", r"living situation",
+    ("social", _rx(r"social history", r"sexual history", r"lifestyle", r"(?:other )?habits", r"home situation", r"living situation",
                    r"social situation", r"social circumstances")),
     ("ros", _rx(r"other symptoms", r"any other (?:problems|complaints|symptoms)", r"anything else",
                 r"review of systems", r"other complaints")),
@@ -80,7 +82,9 @@ _SECTIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
                 r"(?:the )?(?:problems|trouble) (?:you'?ve|you have|he'?s|she'?s|he has|she has) been having",
                 r"what(?:'s| is) (?:been )?(?:wrong|going on|bothering you)", r"how (?:it|this|all this) "
                 r"(?:started|began)")),
-    ("treatment", _rx(r"treatments?(?: so far)?", r"treated", r"therapy", r"(?:been |was )?done so far",
+    ("treatment", _rx(r"treatments?(?: so far)?", r"treated", r"therapy", r"(?:been |was )?done (?:for (?:him|her|"
+                      r"you|them|the (?:patient|baby|child)) )?(?:so far|about (?:it|this|that))",
+                      r"(?:have you |has (?:he|she) )?tried(?: so far)?",
                       r"(?:been |were you )?given anything", r"management so far")),
 )
 
@@ -132,6 +136,7 @@ he she him his her hers they them their theirs patient patient's baby baby's chi
 son daughter newborn i'd i'm can't we'd okay ok well
 illness illnesses disease diseases problem problems condition conditions health issues history serious medical
 notable significant important should bit little lately what's how's there's anyone anybody someone somebody
+taking currently current regular usual initial arrival available today's received on use using
 """.split())
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 
