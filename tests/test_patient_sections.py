@@ -258,6 +258,11 @@ def test_labelled_question_files_are_valid(mediq_path):
         n += len(qs)
     assert n >= 450
     by_id = {c.id: c for c in cases}
+    train = load_questions(DATA / "mediq_patient_train.jsonl", cases)  # the matcher's training questions
+    evaluation = {json.loads(line)["case_id"] for split in ("tune", "dev", "test")
+                  for line in (DATA / f"mediq_patient_{split}.jsonl").read_text().splitlines()}
+    assert len(train) >= 1000 and not {q.case_id for q in train} & evaluation  # disjoint by case
+    assert all(set(q.facts) <= set(safe_fact_ids(by_id[q.case_id])) for q in train)  # never a withheld fact
     lines = [line for name in ("mediq_fact_categories.jsonl", "mediq_fact_categories_dev.jsonl")
              for line in (DATA / name).read_text().splitlines()]
     assert len(lines) == 66
