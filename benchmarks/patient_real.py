@@ -20,7 +20,11 @@ up to its budget; fact recall is what this measures).
 
 Part 5 - speed: questions per second for unseen questions (one MiniLM pass each, plus the glossary expansion).
 
-    python benchmarks/patient_real.py [--parts 1,2,3,4,5] [--n-synth 300] [--n-mediq 100]
+    python benchmarks/patient_real.py [--parts 1,2,3,4,5] [--n-synth 300] [--n-mediq 100] \
+        [--embed-model runs/patient_embedder_hand] [--matcher runs/patient_matcher_hand]
+
+With ``--embed-model`` / ``--matcher`` (models made by ``train_patient_matcher.py``) parts 1 and 3 also show the
+new patient on them (:data:`BI_SETTINGS`, :data:`BOTH_SETTINGS`).
 """
 
 from __future__ import annotations
@@ -52,6 +56,13 @@ OLD = FactPatientConfig(threshold=0.525, margin=0.025, max_facts=3, both_keys=Fa
                         broad=False,
                         hint_bonus=0.0, term_bonus=0.0, refuse_answer_questions=False)
 NEW = FactPatientConfig()
+# The retrieval rule's settings for the fine-tuned bi-encoder (`train_patient_matcher.py --kind bi`), chosen by
+# `patient_matcher.py --grid-embed` on tune + dev (the same with and without the hand-written training questions).
+BI_SETTINGS: dict = {"threshold": 0.475, "margin": 0.1, "hint_bonus": 0.1, "term_bonus": 0.15}
+# The cross-encoder on the fine-tuned bi-encoder (both trained with --hand), chosen by `patient_matcher.py --grid
+# --embed-model` on tune + dev.
+BOTH_SETTINGS: dict = {**BI_SETTINGS, "matcher_candidates": 6, "matcher_floor": 0.3, "matcher_threshold": 0.5,
+                       "matcher_margin": 0.1, "matcher_weight": 0.2}
 ABLATIONS = (
     ("new, no broad sections", {"broad": False}),
     ("new, no glossary", {"glossary": False}),
@@ -84,7 +95,19 @@ def score_line(name: str, rows: list[dict], revealed: list) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def part_labelled(by_id: dict) -> None:
+def learned(embed_model: str, matcher: str) -> list[tuple[str, FactPatientConfig]]:
+    """The learned variants of the new patient for ``--embed-model`` / ``--matcher`` (none when both are '')."""
+    out = []
+    if embed_model:
+        out.append(("new + fine-tuned bi-encoder", replace(NEW, embed_model=embed_model, **BI_SETTINGS)))
+    if matcher:
+        out.append(("new + cross-encoder", replace(NEW, matcher=matcher)))
+    if embed_model and matcher:
+        out.append(("new + both", replace(NEW, embed_model=embed_model, matcher=matcher, **BOTH_SETTINGS)))
+    return out
+
+
+def part_labelled(by_id: dict, extra: list) -> None:
     print("== 1. hand-written MediQ questions ==")
     for split in ("tune", "dev", "test"):
         rows = labelled(split)
@@ -96,7 +119,7 @@ def part_labelled(by_id: dict) -> None:
         cases = [by_id[r["case_id"]] for r in rows]
         questions = [r["question"] for r in rows]
         variants = [("old (previous release)", OLD), ("**new (default)**", NEW)]
-        variants += [(name, replace(NEW, **kw)) for name, kw in ABLATIONS]
+        variants += [(name, replace(NEW, **kw)) for name, kw in ABLATIONS] + extra
         for name, cfg in variants:
             replies = FactPatient.from_config(cfg).reply(cases, questions)
             print(score_line(name, rows, [ids for _, ids in replies]))
@@ -121,14 +144,14 @@ def part_categories(by_id: dict) -> None:
         print(f"{split}: accuracy {ok / n:.3f} ({ok}/{n} facts); most common errors (gold->tagged): {top}")
 
 
-def part_synthclinic(n: int) -> None:
+def part_synthclinic(n: int, extra: list) -> None:
     print("\n== 3. SynthClinic test (held out) ==")
     cases = generate_cases("test", n=n, seed=0)
     ex = question_set(cases)
     print(f"{len(ex)} questions on {n} cases")
     print("| patient | P | R | targeted hit | refuse absent | refuse off-topic | refuse adversarial | leaks |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name, cfg in (("old", OLD), ("new", NEW)):
+    for name, cfg in [("old", OLD), ("new", NEW)] + extra:
         replies = FactPatient.from_config(cfg).reply([e.case for e in ex], [e.question for e in ex])
         got = [ids for _, ids in replies]
         s = score_replies(got, [e.ids for e in ex])
@@ -189,7 +212,10 @@ def main() -> None:
     ap.add_argument("--parts", default="1,2,3,4,5", help="comma-separated parts to run")
     ap.add_argument("--n-synth", type=int, default=300, help="SynthClinic test cases (part 3)")
     ap.add_argument("--n-mediq", type=int, default=100, help="MediQ cases for the doctors (part 4)")
+    ap.add_argument("--embed-model", default="", help="also the new patient on this fine-tuned bi-encoder (parts 1, 3)")
+    ap.add_argument("--matcher", default="", help="also the new patient with this cross-encoder (parts 1, 3)")
     args = ap.parse_args()
+    extra = learned(args.embed_model, args.matcher)
     parts = {int(p) for p in args.parts.split(",")}
     t0 = time.perf_counter()
     if not MEDIQ.exists():
@@ -197,11 +223,11 @@ def main() -> None:
         parts -= {1, 2, 4}
     by_id = mediq_by_id() if parts & {1, 2} else {}
     if 1 in parts:
-        part_labelled(by_id)
+        part_labelled(by_id, extra)
     if 2 in parts:
         part_categories(by_id)
     if 3 in parts:
-        part_synthclinic(args.n_synth)
+        part_synthclinic(args.n_synth, extra)
     if 4 in parts:
         part_doctors(args.n_mediq)
     if 5 in parts:

