@@ -46,9 +46,10 @@ DATA = ROOT / "data"
 
 
 def labelled_case_ids() -> set[str]:
-    """Every MediQ case id the evaluation files hold (questions and category labels), plus the first 20 cases."""
+    """Every MediQ case id the evaluation files hold (questions, including the large *holdout* set, and category
+    labels); the caller adds the first 20 cases."""
     ids: set[str] = set()
-    evaluation = [DATA / f"mediq_patient_{split}.jsonl" for split in ("tune", "dev", "test")]
+    evaluation = [DATA / f"mediq_patient_{split}.jsonl" for split in ("tune", "dev", "test", "holdout")]
     for path in evaluation + sorted(DATA.glob("mediq_fact_categories*.jsonl")):
         ids |= {str(json.loads(line)["case_id"]) for line in path.open() if line.strip()}
     return ids

@@ -259,10 +259,14 @@ def test_labelled_question_files_are_valid(mediq_path):
     assert n >= 450
     by_id = {c.id: c for c in cases}
     train = load_questions(DATA / "mediq_patient_train.jsonl", cases)  # the matcher's training questions
+    holdout = load_questions(DATA / "mediq_patient_holdout.jsonl", cases)  # the large held-out set
     evaluation = {json.loads(line)["case_id"] for split in ("tune", "dev", "test")
                   for line in (DATA / f"mediq_patient_{split}.jsonl").read_text().splitlines()}
-    assert len(train) >= 1000 and not {q.case_id for q in train} & evaluation  # disjoint by case
-    assert all(set(q.facts) <= set(safe_fact_ids(by_id[q.case_id])) for q in train)  # never a withheld fact
+    train_ids, holdout_ids = {q.case_id for q in train}, {q.case_id for q in holdout}
+    assert len(train) >= 1000 and len(holdout) >= 1000
+    assert not train_ids & evaluation and not holdout_ids & (evaluation | train_ids)  # disjoint by case
+    for q in train + holdout:
+        assert set(q.facts) <= set(safe_fact_ids(by_id[q.case_id]))  # never a withheld fact
     lines = [line for name in ("mediq_fact_categories.jsonl", "mediq_fact_categories_dev.jsonl")
              for line in (DATA / name).read_text().splitlines()]
     assert len(lines) == 66
