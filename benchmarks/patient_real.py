@@ -6,9 +6,9 @@ specific, broad, negative and unanswerable; expected answers as fact indices). T
 (threshold, margin, bonuses) were developed on *tune* and then *dev* (grid over threshold x margin x hint bonus x term
 bonus on both); *test* is held out. Session 13 added *holdout* (``mediq_patient_holdout.jsonl``: 1,126 questions on
 120 more cases, written the same way after every choice of that session was made; never used to choose anything),
-because 160 test questions leave wide intervals. Reported: micro precision/recall/F1 over (question, fact) pairs, refusal of
-unanswerable questions, per kind, for the old patient (the retrieval of the previous release), the new one, and the
-new one with each part switched off.
+because 160 test questions leave wide intervals. Reported: micro precision/recall/F1 over (question, fact) pairs,
+refusal of unanswerable questions, per kind, for the old patient (the retrieval of the previous release), the new
+one, and the new one with each part switched off.
 
 Part 2 - the fact-category tagger against the hand labels of the same cases (``mediq_fact_categories.jsonl``,
 ``mediq_fact_categories_dev.jsonl``; the rules were written looking at the tune and dev errors only).
