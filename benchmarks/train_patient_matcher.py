@@ -124,6 +124,7 @@ def main() -> None:
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
     from promed.data.cases import load_cases
+    from promed.data.questions import load_questions
     from promed.data.synthclinic import generate_cases
     from promed.patient.pairs import generate_pairs, labelled_pairs
 
@@ -132,9 +133,9 @@ def main() -> None:
     exclude = labelled_case_ids() | {c.id for c in mediq[:20]}
     synth = generate_cases("train", n=args.synth_cases, seed=args.seed)
     pairs = generate_pairs(mediq, synth, exclude_ids=exclude, seed=args.seed, max_pairs=args.max_pairs)
-    hand_rows = [json.loads(line) for path in args.hand for line in Path(path).open() if line.strip()]
+    hand_rows = [q for path in args.hand for q in load_questions(path, mediq)]  # validated: ids, fact ranges
     by_id = {str(c.id): c for c in mediq}
-    leaked = {str(r["case_id"]) for r in hand_rows} & exclude
+    leaked = {q.case_id for q in hand_rows} & exclude
     assert not leaked, f"hand-written training questions on evaluation cases: {sorted(leaked)}"
     hand = labelled_pairs(by_id, hand_rows, random.Random(args.seed))
     assert not {p.case_id for p in pairs} & exclude, "a labelled case leaked into the training pairs"

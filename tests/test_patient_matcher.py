@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from promed.data.questions import PatientQuestion
 from promed.data.synthclinic import generate_cases
 from promed.patient import REFUSAL, FactPatient, FactPatientConfig, default_embedder, safe_fact_ids
 from promed.patient.embed import tuned_embedder
@@ -74,19 +75,21 @@ def test_hard_negatives_are_not_the_positive(cases):
 
 def test_labelled_pairs_follow_the_hand_labels_exactly():
     case = real_like_case("h1")
-    rows = [{"case_id": "h1", "question": "Any fever or a cough?", "facts": [2, 4]},
-            {"case_id": "h1", "question": "Have you lost weight?", "facts": []},
-            {"case_id": "h1", "question": "Tell me about your smoking.", "facts": [6]}]
+    rows = [PatientQuestion(1, "h1", "Any fever or a cough?", "specific", (2, 4)),
+            PatientQuestion(2, "h1", "Have you lost weight?", "unanswerable", ()),
+            PatientQuestion(3, "h1", "Tell me about your smoking.", "broad", (6,)),
+            PatientQuestion(4, "h1", "Any rash?")]  # unlabelled: no pairs
     pairs = labelled_pairs({"h1": case}, rows, random.Random(0), negatives=3)
-    by_q = {r["question"]: [p for p in pairs if p.question == r["question"]] for r in rows}
+    by_q = {r.question: [p for p in pairs if p.question == r.question] for r in rows}
+    assert not by_q["Any rash?"]
     text = {f.text: f.id for f in case.facts}
-    for r in rows:
-        pos = {text[p.fact] for p in by_q[r["question"]] if p.label == 1.0}
-        neg = [text[p.fact] for p in by_q[r["question"]] if p.label == 0.0]
-        assert pos == set(r["facts"])  # every labelled fact, nothing else, is a positive
-        assert len(neg) == 3 and not set(neg) & set(r["facts"])  # unscreened: "fever" facts may be negatives
-        assert {p.source for p in by_q[r["question"]] if p.label == 0.0} == (
-            {"hand-neg"} if r["facts"] else {"hand-unanswerable"})
+    for r in rows[:3]:
+        pos = {text[p.fact] for p in by_q[r.question] if p.label == 1.0}
+        neg = [text[p.fact] for p in by_q[r.question] if p.label == 0.0]
+        assert pos == set(r.facts)  # every labelled fact, nothing else, is a positive
+        assert len(neg) == 3 and not set(neg) & set(r.facts)  # unscreened: "fever" facts may be negatives
+        assert {p.source for p in by_q[r.question] if p.label == 0.0} == (
+            {"hand-neg"} if r.facts else {"hand-unanswerable"})
     assert pairs == labelled_pairs({"h1": case}, rows, random.Random(0), negatives=3)
 
 

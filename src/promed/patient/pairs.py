@@ -36,6 +36,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from promed.data.questions import PatientQuestion
 from promed.patient.categories import case_categories, fact_category
 from promed.patient.glossary import GLOSSARY, expand_question, term_pattern
 from promed.patient.guard import safe_fact_ids
@@ -490,24 +491,26 @@ def synth_pairs(cases: Sequence[Case], rng: random.Random, *, facts_per_case: in
     return out
 
 
-def labelled_pairs(cases: dict[str, Case], rows: Sequence[dict], rng: random.Random, *,
+def labelled_pairs(cases: dict[str, Case], questions: Sequence[PatientQuestion], rng: random.Random, *,
                    negatives: int = 3) -> list[Pair]:
-    """Pairs from hand-written training questions (``{"case_id", "question", "facts": [...]}`` rows, the format of
-    ``promed patient --questions``): each expected safe fact is a positive; the case's other safe facts closest to
-    the question by stem overlap (then a random one), ``negatives`` of them, are negatives (:func:`hard_negatives`
-    unscreened: the label says exactly which facts answer); an unanswerable question (``facts: []``) gives
-    negatives only. ``cases`` maps case id -> case."""
+    """Pairs from hand-written training questions (loaded by :func:`promed.data.questions.load_questions`, the
+    format of ``promed patient --questions``; unlabelled ones are skipped): each expected safe fact is a positive;
+    the case's other safe facts closest to the question by stem overlap (then a random one), ``negatives`` of them,
+    are negatives (:func:`hard_negatives` unscreened: the label says exactly which facts answer); an unanswerable
+    question (``facts: []``) gives negatives only. ``cases`` maps case id -> case."""
     out: list[Pair] = []
-    for row in rows:
-        case = cases[str(row["case_id"])]
+    for row in questions:
+        if row.facts is None:
+            continue
+        case = cases[row.case_id]
         safe = list(safe_fact_ids(case))
-        want = [i for i in row["facts"] if i in safe]
-        if row["facts"] and not want:
+        want = [i for i in row.facts if i in safe]
+        if row.facts and not want:
             continue  # every expected fact is withheld: nothing this patient may reveal
-        q = row["question"].strip()
+        q = row.question.strip()
         texts = [case.facts[i].text for i in safe]
         out += [Pair(q, case.facts[i].text, 1.0, "hand", str(case.id)) for i in want]
-        skip = [k for k, i in enumerate(safe) if i in row["facts"]]
+        skip = [k for k, i in enumerate(safe) if i in row.facts]
         kind = "hand-neg" if want else "hand-unanswerable"
         out += [Pair(q, texts[k], 0.0, kind, str(case.id))
                 for k in hard_negatives(q, texts, skip, rng, negatives, screen=False)]
