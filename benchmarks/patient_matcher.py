@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from patient_real import BI_SETTINGS, BOTH_SETTINGS, NEW, labelled, mediq_by_id, score_line  # noqa: E402
+from patient_real import BI_SETTINGS, NEW, labelled, learned, mediq_by_id, score_line  # noqa: E402
 
 from promed.data.synthclinic import generate_cases  # noqa: E402
 from promed.eval.patient_metrics import score_replies  # noqa: E402
@@ -128,12 +128,9 @@ def grid_embed(by_id: dict, embed_model: str) -> None:
 
 def figures(by_id: dict, model: str, splits: tuple[str, ...], embedder: Embedder, scorer: PairScorer,
             embed_model: str = "") -> None:
-    variants = [("today (matcher off)", NEW), ("cross-encoder matcher (defaults)", replace(NEW, matcher=model)),
+    variants = [("today (matcher off)", NEW),
                 ("cross-encoder gate", replace(NEW, matcher=model, matcher_gate=True, matcher_threshold=0.02))]
-    if embed_model:
-        variants.append(("fine-tuned bi-encoder", replace(NEW, embed_model=embed_model, **BI_SETTINGS)))
-        variants.append(("cross-encoder on the fine-tuned bi-encoder",
-                         replace(NEW, embed_model=embed_model, matcher=model, **BOTH_SETTINGS)))
+    variants += learned(embed_model, model)
     for split in splits:
         rows, cases, qs = split_inputs(by_id, split)
         print(f"\n{split}: {len(rows)} questions\n{HEADER}")
@@ -146,11 +143,7 @@ def figures(by_id: dict, model: str, splits: tuple[str, ...], embedder: Embedder
 def speed(by_id: dict, model: str, embed_model: str = "") -> None:
     print("\n== speed (1 torch thread) ==")
     rows, cases, qs = split_inputs(by_id, "dev")
-    variants = [("today", NEW), ("cross-encoder matcher", replace(NEW, matcher=model))]
-    if embed_model:
-        variants.append(("fine-tuned bi-encoder", replace(NEW, embed_model=embed_model, **BI_SETTINGS)))
-        variants.append(("cross-encoder on the fine-tuned bi-encoder",
-                         replace(NEW, embed_model=embed_model, matcher=model, **BOTH_SETTINGS)))
+    variants = [("today", NEW)] + learned(embed_model, model)
     for name, cfg in variants:
         emb = Embedder(EmbedConfig(), model=tuned_embedder(cfg.embed_model).model if cfg.embed_model else None)
         emb.encode(["warm-up"])
