@@ -52,6 +52,10 @@ def test_answer_sequences_need_the_gold_tokenized_alone_as_in_context():
     assert answer_sequences(["ab", "c"], 0, [97, 98, 0], Tok()) == [[97, 98, 0], [99, 0]]
     with pytest.raises(SoftTargetError, match="differently"):
         answer_sequences(["ab", "c"], 0, [97, 99, 0], Tok())
+    seen = []  # a given encoder replaces the tokenizer call (build_dataset passes a memoised one)
+    encode = lambda text: seen.append(text) or [ord(c) for c in text]  # noqa: E731
+    assert answer_sequences(["ab", "c"], 0, [97, 98, 0], None, encode) == [[97, 98, 0], [99, 0]]
+    assert seen == ["ab", "c"]
 
 
 def test_every_branch_gets_the_posterior_of_what_it_sees(data):

@@ -311,3 +311,34 @@ def test_bf16_on_cpu_autocasts_and_keeps_float32_weights(tmp_path):
     weights = load_file(tmp_path / "b16" / "model.safetensors")
     assert {t.dtype for t in weights.values()} == {torch.float32}
     assert json.loads((tmp_path / "b16" / "train_log.json").read_text())["config"]["bf16"] is True
+
+
+def test_rows_built_in_worker_processes_equal_one_process(tmp_path, monkeypatch):
+    """build_dataset(workers=2) tokenizes two chunks in forked processes: the dataset is the one of one process,
+    row for row (soft columns and the known-facts prefix branches included)."""
+    import multiprocessing
+
+    from promed.train import pretrain
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork start method here: build_dataset stays in-process")
+    cfg = _cfg(tmp_path, cases=30, labels="soft")
+    exs = pretraining_examples(cfg)
+    tok = build_tokenizer([m["content"] for e in exs for m in e.messages], TINY)
+    one, dropped_one = build_dataset(exs, tok, 1024, soft=True, every_turn=True)
+    monkeypatch.setattr(pretrain, "PARALLEL_MIN_EXAMPLES", 10)
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = []
+    real_map = ProcessPoolExecutor.map
+
+    def spy(pool, fn, *iterables, **kw):
+        iterables = [list(it) for it in iterables]
+        chunks.extend(len(c) for c in iterables[0])
+        return real_map(pool, fn, *iterables, **kw)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "map", spy)
+    two, dropped_two = build_dataset(exs, tok, 1024, soft=True, every_turn=True, workers=2)
+    assert chunks == [30, 30]  # 60 examples in two chunks, each tokenized by a worker process
+    assert len(one) == len(exs) - dropped_one and dropped_two == dropped_one
+    assert one.to_dict() == two.to_dict()

@@ -196,7 +196,7 @@ def pretrain_spec() -> CommandSpec:
              Opt("labels"), Opt("small.pretokenize"), Opt("small.vocab_size"),
              Opt("small.hidden_size"), Opt("small.num_layers"), Opt("epochs"), Opt("max_steps"), Opt("batch_size"),
              Opt("learning_rate"), Opt("seed"), Opt("bf16", ("--bf16/--no-bf16",)), Opt("num_threads", ("--threads",)),
-             Opt("stop_after_steps"), Opt("out"), Opt("overwrite", ("--overwrite",)), PROGRESS)
+             Opt("data_workers"), Opt("stop_after_steps"), Opt("out"), Opt("overwrite", ("--overwrite",)), PROGRESS)
     return CommandSpec("pretrain", "Stage 0 (SynthClinic): pretrain the small doctor on generated train-split "
                        "consultations (loss on the answer); evaluate: --doctor llm:OUT.", PretrainConfig, items,
                        run_pretrain_cmd)

@@ -159,8 +159,8 @@ def check_out_dir(out: Path, option: str = "--out") -> None:
 # how many threads work, run control (a time box, resuming), and how many cases are taken (records are per case,
 # and a source's cases are prefix-stable, so a larger --limit extends a run). Everything else binds the directory
 # to the run; a stage adds its own (promed eval: batch size and the list of doctors, see EVAL_NON_BINDING).
-NON_BINDING = frozenset({"out", "progress", "progress_bar", "server", "overwrite", "debug", "num_threads", "limit",
-                         "stop_after_steps", "resume"})
+NON_BINDING = frozenset({"out", "progress", "progress_bar", "server", "overwrite", "debug", "num_threads",
+                         "data_workers", "limit", "stop_after_steps", "resume"})
 
 
 OVERWRITE_HELP = ("Start afresh when --out holds a run made with other settings (its outputs are deleted); without "

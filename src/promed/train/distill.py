@@ -60,12 +60,15 @@ def answer_soft_targets(answers: Sequence[Sequence[int]], probs: Sequence[float]
     return out
 
 
-def answer_sequences(answers: Sequence[str], gold: int, gold_span: Sequence[int], tokenizer) -> list[list[int]]:
+def answer_sequences(answers: Sequence[str], gold: int, gold_span: Sequence[int], tokenizer,
+                     encode=None) -> list[list[int]]:
     """Each option's answer-turn tokens as the conversation would hold them: the option's text tokenized alone, then
     whatever the chat template adds after the turn (the end-of-turn token), read off ``gold_span``, the gold answer's
     labelled tokens inside the conversation. Raises :class:`SoftTargetError` if the gold's text alone is not how
-    the conversation tokenized it."""
-    enc = [list(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers]
+    the conversation tokenized it. ``encode`` (text -> token ids), if given, replaces calling ``tokenizer`` (a
+    memoised encoder: the same few hundred diagnoses recur in every example)."""
+    enc = [list(encode(a)) if encode is not None else list(tokenizer(a, add_special_tokens=False)["input_ids"])
+           for a in answers]
     head = list(gold_span[:len(enc[gold])])
     if head != enc[gold]:
         raise SoftTargetError("the answer turn is tokenized differently inside the conversation than alone")

@@ -78,8 +78,10 @@ layout's question turns are random template questions that a reactive doctor mus
 branches, :mod:`promed.train.branches`, whose trainer computes the logits of the answer tokens only),
 and (2) the examples are
 generated in memory from the config (deterministic, so a resumed run sees the same data) instead of read from a
-JSONL file, and batched by length (``group_by_length``: about half the padding, 1.9x faster on CPU). The result
-in ``out`` is a normal Hugging Face checkpoint (``hf:<out>``, ``llm:<out>``).
+JSONL file, and batched by length (``group_by_length``: about half the padding, 1.9x faster on CPU); the rows
+are tokenized in ``data_workers`` processes (the same rows as one) and handed to the trainer as they are (TRL's
+dataset preparation is skipped: it would only copy ``input_ids`` into a ``labels`` column the loss never reads).
+The result in ``out`` is a normal Hugging Face checkpoint (``hf:<out>``, ``llm:<out>``).
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ import functools
 import itertools
 import json
 import math
+import multiprocessing
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -165,7 +168,12 @@ class PretrainConfig:
                                                          "is at the end, so a cut example is dropped)."})
     seed: int = field(default=0, metadata={"help": "Seed of the subsets, layouts, initialisation and data order."})
     bf16: bool | None = field(default=None, metadata={"help": "bf16 autocast (weights and optimizer stay float32); "
-                                                             "None: on when CUDA supports bf16 (SFT's rule)."})
+                                                             "None: on when CUDA supports bf16 (SFT's rule; on a "
+                                                             "CPU with native bf16 it is not clearly faster and "
+                                                             "takes twice the memory, BENCHMARKS.md)."})
+    data_workers: int | None = field(default=None, metadata={"help": "Processes that tokenize the examples before "
+                                                                     "training (the same rows as one; None: as many "
+                                                                     "as the torch threads training will use)."})
     save_steps: int = field(default=200, metadata={"help": "Checkpoint every this many optimizer steps."})
     save_total_limit: int = field(default=2, metadata={"help": "Keep at most this many checkpoints."})
     logging_steps: int = field(default=10, metadata={"help": "Log the training loss every N steps."})
@@ -425,8 +433,12 @@ def known_prefix_points(messages: Sequence[dict], n_facts: int, tokenizer) -> li
 PREFIX_CHECKS = 16  # known-facts examples whose one-pass prefixes are checked against rendering each prefix
 
 
+PARALLEL_MIN_EXAMPLES = 4000  # fewer are tokenized in-process (the workers' start and the rows' transfer cost more)
+FORK = "fork"  # the only start method used (Linux, macOS); without it the examples are tokenized in-process
+
+
 def build_dataset(examples: Sequence[PretrainExample], tokenizer, max_len: int, soft: bool = False,
-                  every_turn: bool = False):
+                  every_turn: bool = False, workers: int = 1):
     """Pre-tokenized ``datasets.Dataset`` of packed rows (:mod:`promed.train.branches`: ``input_ids``, next-token
     ``targets``, position ids and the branch columns); examples cut by ``max_len`` (their answer is at the end) are
     dropped. Returns (dataset, n_dropped).
@@ -434,15 +446,42 @@ def build_dataset(examples: Sequence[PretrainExample], tokenizer, max_len: int, 
     With ``every_turn`` one answer branch per answer point (each reply of a dialogue, each prefix of the known facts
     given as ``points``), else the final answer only. With ``soft`` the rows also hold the soft-target columns of
     :mod:`promed.train.distill`: at each branch, the exact posterior of what that branch sees, spread over the
-    answer's tokens."""
+    answer's tokens. ``workers`` > 1 tokenizes contiguous chunks in that many processes (the stdlib's process pool:
+    the rows, and so the dataset, are the same as in one process; ``tests/test_pretrain.py`` checks it)."""
     from datasets import Dataset
 
+    chunks = [list(examples)]
+    if workers > 1 and len(examples) >= PARALLEL_MIN_EXAMPLES and FORK in multiprocessing.get_all_start_methods():
+        size = math.ceil(len(examples) / workers)
+        chunks = [list(examples[i:i + size]) for i in range(0, len(examples), size)]
+    if len(chunks) == 1:
+        parts = [_build_rows(chunks[0], tokenizer, max_len, soft, every_turn)]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        # fork (as torch's DataLoader workers on Linux): spawn would re-run an unguarded main script; the tokenizers
+        # library turns its own thread pool off in a forked child
+        with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context(FORK)) as pool:
+            parts = list(pool.map(_build_rows, chunks, *([x] * len(chunks) for x in (tokenizer, max_len, soft,
+                                                                                     every_turn))))
+    rows = [r for part, _ in parts for r in part]
+    dropped = sum(d for _, d in parts)
+    if not rows:
+        raise ValueError(f"no pretraining example fits in max_len={max_len} tokens")
+    return Dataset.from_dict({k: [r[k] for r in rows] for k in rows[0]}), dropped
+
+
+def _build_rows(examples: Sequence[PretrainExample], tokenizer, max_len: int, soft: bool,
+                every_turn: bool) -> tuple[list[dict], int]:
+    """The packed rows of :func:`build_dataset` for ``examples`` and how many were dropped (one process)."""
     from promed.train.branches import branched_example, pack_branches
     from promed.train.data import tokenize_with_mask
 
     rows: list[dict] = []
     dropped = 0
     checks, one_pass = PREFIX_CHECKS, True
+    encode = functools.lru_cache(maxsize=None)(lambda text: tuple(tokenizer(text, add_special_tokens=False)
+                                                                  ["input_ids"]))
     for ex in examples:
         if ex.points and every_turn:
             encodings = known_prefix_points(ex.messages, len(ex.points), tokenizer) if one_pass else []
@@ -460,14 +499,12 @@ def build_dataset(examples: Sequence[PretrainExample], tokenizer, max_len: int, 
             continue
         row = packed.as_row()
         if soft:
-            row.update(soft_columns(ex, packed, tokenizer))
+            row.update(soft_columns(ex, packed, tokenizer, encode))
         rows.append(row)
-    if not rows:
-        raise ValueError(f"no pretraining example fits in max_len={max_len} tokens")
-    return Dataset.from_dict({k: [r[k] for r in rows] for k in rows[0]}), dropped
+    return rows, dropped
 
 
-def soft_columns(ex: PretrainExample, packed, tokenizer) -> dict:
+def soft_columns(ex: PretrainExample, packed, tokenizer, encode=None) -> dict:
     """The soft-target columns of one packed example: per branch, :func:`promed.train.distill.answer_soft_targets`
     of that answer point's posterior, placed at the row positions that predict the answer's tokens."""
     from promed.train.distill import answer_sequences, answer_soft_targets
@@ -478,7 +515,7 @@ def soft_columns(ex: PretrainExample, packed, tokenizer) -> dict:
     if len(probs) != packed.n_answers:
         raise ValueError(f"example {ex.id!r}: {packed.n_answers} answer points but {len(ex.point_probs)} posteriors")
     gold_span = list(itertools.takewhile(lambda t: t != IGNORE_INDEX, packed.targets[packed.answer_pos[-1]:]))
-    seqs = answer_sequences(ex.answers, ex.gold, gold_span, tokenizer)
+    seqs = answer_sequences(ex.answers, ex.gold, gold_span, tokenizer, encode)
     pos, ids, ps = [], [], []
     for at, q in zip(packed.answer_pos, probs):
         for t, tok_ids, tok_probs in answer_soft_targets(seqs, q, ex.gold):
@@ -540,12 +577,18 @@ def _run(cfg: PretrainConfig, out: Path, cases: Sequence[Case] | None) -> Pretra
     examples = pretraining_examples(cfg, cases)
     model, tokenizer = load_base(scfg, out, [e.chat for e in examples[:TOKENIZER_EXAMPLES]])  # reused on resume
     soft = cfg.labels == "soft"
-    train_ds, n_drop = build_dataset(examples, tokenizer, cfg.max_len, soft=soft, every_turn=cfg.answer_every_turn)
+    import torch
+
+    train_ds, n_drop = build_dataset(examples, tokenizer, cfg.max_len, soft=soft, every_turn=cfg.answer_every_turn,
+                                     workers=cfg.data_workers or torch.get_num_threads())
     data_s = time.perf_counter() - t0
     args = make_trainer_args(scfg, ckpt_dir, has_eval=False)
     # A packed row's branches make it longer than the positions it spans (build_dataset bounds those by max_len);
     # TRL's truncation at max_length would cut its input_ids and leave the branch columns whole.
     args.max_length = None
+    # The rows are tokenized and bounded already: TRL's preparation would only add a "labels" copy of input_ids
+    # that the branch loss never reads (~10 s and the memory of a second token column for the default run).
+    args.dataset_kwargs = {**(args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     if cfg.group_by_length:
         args.train_sampling_strategy = "group_by_length"  # lengths from the dataset's "length" column
     from promed.train.branches import BranchCollator, branch_trainer_class
