@@ -173,3 +173,18 @@ def test_subset_probs_fast_path_is_used_and_agrees():
     b = ScorerValue(slow).v(case, subsets)
     np.testing.assert_allclose(a, b, atol=1e-12)
     assert fast.fast_calls == 1 and fast.calls == 0
+
+    # set functions hand their masks to v_masks (no frozensets): the same values, p and log p, and the same
+    # exact Shapley values as through the memo path; a scorer without subset_probs has no mask path
+    masks = keys_to_masks(np.arange(2**n), n)
+    for log in (False, True):
+        value = ScorerValue(Fast(slow.scores), log=log)
+        np.testing.assert_allclose(value.v_masks(case, masks), ScorerValue(slow, log=log).v(case, subsets),
+                                   atol=1e-12)
+        assert value.n_scored == 2**n and value.scorer.calls == 0
+        via_masks = ExactShapley().estimate(set_function(value, case), n, None, np.random.default_rng(0))
+        via_memo = ExactShapley().estimate(set_function(ScorerValue(slow, log=log), case), n, None,
+                                           np.random.default_rng(0))
+        np.testing.assert_allclose(via_masks.values, via_memo.values, atol=1e-12)
+        assert value.scorer.fast_calls == 2 and value.scorer.calls == 0
+    assert ScorerValue(slow).v_masks(case, masks) is None
