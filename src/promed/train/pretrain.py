@@ -169,8 +169,8 @@ class PretrainConfig:
     seed: int = field(default=0, metadata={"help": "Seed of the subsets, layouts, initialisation and data order."})
     bf16: bool | None = field(default=None, metadata={"help": "bf16 autocast (weights and optimizer stay float32); "
                                                              "None: on when CUDA supports bf16 (SFT's rule; on a "
-                                                             "CPU with native bf16 it is not clearly faster and "
-                                                             "takes twice the memory, BENCHMARKS.md)."})
+                                                             "CPU with native bf16 a full run was slower and took "
+                                                             "twice the memory, BENCHMARKS.md)."})
     data_workers: int | None = field(default=None, metadata={"help": "Processes that tokenize the examples before "
                                                                      "training (the same rows as one; None: as many "
                                                                      "as the torch threads training will use)."})
