@@ -91,6 +91,7 @@ import itertools
 import json
 import math
 import multiprocessing
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -172,8 +173,9 @@ class PretrainConfig:
                                                              "CPU with native bf16 a full run was slower and took "
                                                              "twice the memory, BENCHMARKS.md)."})
     data_workers: int | None = field(default=None, metadata={"help": "Processes that tokenize the examples before "
-                                                                     "training (the same rows as one; None: as many "
-                                                                     "as the torch threads training will use)."})
+                                                                     "training, forked on Linux (the same rows as "
+                                                                     "one; None: as many as the torch threads "
+                                                                     "training will use)."})
     save_steps: int = field(default=200, metadata={"help": "Checkpoint every this many optimizer steps."})
     save_total_limit: int = field(default=2, metadata={"help": "Keep at most this many checkpoints."})
     logging_steps: int = field(default=10, metadata={"help": "Log the training loss every N steps."})
@@ -204,6 +206,8 @@ class PretrainConfig:
             raise ValueError(f"known_min_fraction must lie in [0, 1], got {self.known_min_fraction}")
         if not 0.0 <= self.known_share <= 1.0:
             raise ValueError(f"--known-share must lie in [0, 1], got {self.known_share}")
+        if self.data_workers is not None and self.data_workers < 1:
+            raise ValueError(f"--data-workers must be >= 1, got {self.data_workers}")
         if not self.refusal_share >= 0.0:
             raise ValueError(f"refusal_share must be >= 0, got {self.refusal_share}")
         if not self.budgets or min(self.budgets) < 0:
@@ -434,7 +438,7 @@ PREFIX_CHECKS = 16  # known-facts examples whose one-pass prefixes are checked a
 
 
 PARALLEL_MIN_EXAMPLES = 4000  # fewer are tokenized in-process (the workers' start and the rows' transfer cost more)
-FORK = "fork"  # the only start method used (Linux, macOS); without it the examples are tokenized in-process
+FORK = "fork"  # the start method of the workers, used on Linux only (macOS forks unsafely); else in-process
 
 
 def build_dataset(examples: Sequence[PretrainExample], tokenizer, max_len: int, soft: bool = False,
@@ -451,7 +455,7 @@ def build_dataset(examples: Sequence[PretrainExample], tokenizer, max_len: int, 
     from datasets import Dataset
 
     chunks = [list(examples)]
-    if workers > 1 and len(examples) >= PARALLEL_MIN_EXAMPLES and FORK in multiprocessing.get_all_start_methods():
+    if workers > 1 and len(examples) >= PARALLEL_MIN_EXAMPLES and sys.platform.startswith("linux"):
         size = math.ceil(len(examples) / workers)
         chunks = [list(examples[i:i + size]) for i in range(0, len(examples), size)]
     if len(chunks) == 1:
@@ -561,6 +565,8 @@ def run_pretrain(cfg: PretrainConfig, out: str | Path | None = None,
 def _run(cfg: PretrainConfig, out: Path, cases: Sequence[Case] | None) -> PretrainResult:
     import shutil
 
+    import torch
+
     from transformers.trainer_utils import get_last_checkpoint
 
     from promed.train.sft import load_base, make_trainer_args, plot_losses, save_and_stop_callbacks, save_final
@@ -577,8 +583,6 @@ def _run(cfg: PretrainConfig, out: Path, cases: Sequence[Case] | None) -> Pretra
     examples = pretraining_examples(cfg, cases)
     model, tokenizer = load_base(scfg, out, [e.chat for e in examples[:TOKENIZER_EXAMPLES]])  # reused on resume
     soft = cfg.labels == "soft"
-    import torch
-
     train_ds, n_drop = build_dataset(examples, tokenizer, cfg.max_len, soft=soft, every_turn=cfg.answer_every_turn,
                                      workers=cfg.data_workers or torch.get_num_threads())
     data_s = time.perf_counter() - t0
