@@ -99,10 +99,15 @@ class ScorerValue:
         fast = getattr(self.scorer, "subset_probs", None)
         if fast is None:
             return None
-        masks = np.asarray(masks, dtype=bool)
-        gold_p = np.asarray(fast(case, masks), dtype=float)[:, case.gold_index]
+        gold_p = np.asarray(fast(case, np.asarray(masks, dtype=bool)), dtype=float)[:, case.gold_index]
+        return self._values(gold_p)
+
+    def _values(self, gold_p: np.ndarray) -> np.ndarray:
+        """v from the gold option's probabilities (the log variant clipped at ``floor``); counts them as scored."""
         self.n_scored += len(gold_p)
-        return np.log(np.maximum(gold_p, self.floor)) if self.log else gold_p
+        if not self.log:
+            return gold_p
+        return np.array([math.log(max(p, self.floor)) for p in gold_p.tolist()], dtype=float)
 
     def v(self, case: Case, subsets: Sequence[frozenset[int]]) -> np.ndarray:
         """Values of ``subsets`` for ``case`` (shape ``(len(subsets),)``); one scorer call for the uncached ones."""
@@ -114,21 +119,16 @@ class ScorerValue:
         table = self._table(case)
         todo = list(dict.fromkeys(s for s in subsets if s not in table))
         if todo:
-            gold = case.gold_index
-            fast = getattr(self.scorer, "subset_probs", None)
-            if fast is not None:
-                masks = np.zeros((len(todo), n), dtype=bool)
-                for r, s in enumerate(todo):
-                    masks[r, list(s)] = True
-                gold_p = np.asarray(fast(case, masks), dtype=float)[:, gold]
-            else:
+            masks = np.zeros((len(todo), n), dtype=bool)
+            for r, s in enumerate(todo):
+                masks[r, list(s)] = True
+            vals = self.v_masks(case, masks)
+            if vals is None:
                 rows = self.scorer.probs([case.query(sorted(s)) for s in todo])
                 if len(rows) != len(todo):
                     raise RuntimeError(f"scorer {self.id} returned {len(rows)} rows for {len(todo)} queries")
-                gold_p = np.array([float(np.asarray(row, dtype=float)[gold]) for row in rows])
-            for s, p in zip(todo, gold_p.tolist()):
-                table[s] = math.log(max(p, self.floor)) if self.log else p
-            self.n_scored += len(todo)
+                vals = self._values(np.array([float(np.asarray(row, dtype=float)[case.gold_index]) for row in rows]))
+            table.update(zip(todo, vals.tolist()))
         return np.array([table[s] for s in subsets], dtype=float)
 
 

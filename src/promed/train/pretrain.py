@@ -466,8 +466,9 @@ def build_dataset(examples: Sequence[PretrainExample], tokenizer, max_len: int, 
         # fork (as torch's DataLoader workers on Linux): spawn would re-run an unguarded main script; the tokenizers
         # library turns its own thread pool off in a forked child
         with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context(FORK)) as pool:
-            parts = list(pool.map(_build_rows, chunks, *([x] * len(chunks) for x in (tokenizer, max_len, soft,
-                                                                                     every_turn))))
+            build = functools.partial(_build_rows, tokenizer=tokenizer, max_len=max_len, soft=soft,
+                                      every_turn=every_turn)
+            parts = list(pool.map(build, chunks))
     rows = [r for part, _ in parts for r in part]
     dropped = sum(d for _, d in parts)
     if not rows:
