@@ -31,7 +31,6 @@ import functools
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 
 IGNORE_INDEX = -100
 BRANCH_COLUMNS = ("targets", "position_ids", "branch_ctx", "branch_start")
@@ -234,17 +233,13 @@ def branch_loss(logits, targets, soft=None):
     return ce.sum() / n.clamp(min=1)
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The data-order seed of one epoch: a function of (seed, epoch) only, so a resumed run draws what the
-    uninterrupted one drew (the samplers of pretraining and of Stage 2)."""
-    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch)]).generate_state(1)[0])
-
-
 @functools.cache
 def epoch_length_grouped_sampler():
     """The sampler class below (built on first use: importing this module does not import transformers)."""
     import torch
     from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from promed.train.hf_training import derived_seed
 
     class EpochLengthGroupedSampler(LengthGroupedSampler):
         """The Trainer's ``group_by_length`` sampler with an order that depends on (seed, epoch) only. The stock one
@@ -260,7 +255,7 @@ def epoch_length_grouped_sampler():
             self.epoch = int(epoch)
 
         def __iter__(self):
-            self.generator.manual_seed(epoch_seed(self.seed, self.epoch))
+            self.generator.manual_seed(derived_seed(self.seed, self.epoch))
             return super().__iter__()
 
     return EpochLengthGroupedSampler

