@@ -61,7 +61,7 @@ DATA: dict[str, bytes] = {
     "missing-question": jl(GOOD, without(GOOD | {"id": "x2"}, "question")),
     "fact-not-a-string": jl(GOOD, GOOD | {"id": "x2", "facts": ["ok", 5]}),
     "option-text-null": jl(GOOD | {"options": {"A": "Measles", "B": None}}),
-    "plain": jl(GOOD, GOOD | {"id": "x2"}),
+    "plain": jl(GOOD | {"split": "val"}, GOOD | {"id": "x2", "split": "val"}),  # FAST reads the val split
 }
 
 

@@ -79,7 +79,7 @@ def toy(tmp_path_factory):
 
 def _cfg(toy, **kw) -> GRPORunConfig:
     data, model = toy
-    base = dict(model=f"hf:{model}", data=DataConfig(data=str(data)), env=ENV, group_size=4, cases_per_step=2,
+    base = dict(model=f"hf:{model}", data=DataConfig(data=str(data), split="all"), env=ENV, group_size=4, cases_per_step=2,
                 steps=2, max_new_tokens=10, temperature=1.0, learning_rate=1e-3, save_steps=1, num_threads=1,
                 progress_bar=False)
     return GRPORunConfig(**{**base, **kw})

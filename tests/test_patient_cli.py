@@ -162,7 +162,7 @@ def test_integer_case_ids_match_strings(tmp_path, monkeypatch):
                                                {"case_id": "7", "question": "fact 0?", "facts": [0]},
                                                {"case_id": 8, "question": "fact 1?", "facts": [1]}])
     monkeypatch.setattr("promed.runtime.RunModels.patient", lambda self: KeywordPatient())
-    cfg = PatientRunConfig(data=DataConfig(data=str(data)), questions=qfile, out=tmp_path / "out")
+    cfg = PatientRunConfig(data=DataConfig(data=str(data), split="all"), questions=qfile, out=tmp_path / "out")
     res = run_patient(cfg, progress=False)
     assert [r["case_id"] for r in lines(tmp_path / "out" / "replies.jsonl")] == ["7", "7", "8"]
     assert res.overall.f1 == 1.0

@@ -71,7 +71,7 @@ def test_edited_data_file_is_refused_and_a_larger_limit_extends(tmp_path):
     data = tmp_path / "cases.jsonl"
     assert runner.invoke(app, ["data", "synthclinic", "--split", "val", "--limit", "6", "--out", str(data)]).exit_code == 0
     out = tmp_path / "run"
-    args = ["eval", "--data", str(data), "--doctor", "random-2", "--no-progress", "--out", str(out)]
+    args = ["eval", "--data", str(data), "--split", "val", "--doctor", "random-2", "--no-progress", "--out", str(out)]
     assert runner.invoke(app, [*args, "--limit", "3"]).exit_code == 0
     res = runner.invoke(app, [*args, "--limit", "6"])  # more cases of the same data: the run is extended
     assert res.exit_code == 0, res.output

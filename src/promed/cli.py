@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 from promed.cliopts import (DEBUG_ENV, DEBUG_HELP, EXIT_CODES_HELP, INPUT_ERRORS, CommandSpec, Extra, Opt,
                              build_command, command_errors, debug_enabled, input_errors)
 
-__all__ = ["COMMANDS", "INPUT_ERRORS", "SPECS", "app", "input_errors", "main"]
+__all__ = ["COMMANDS", "GROUPS", "INPUT_ERRORS", "SPECS", "app", "input_errors", "main"]
 
 PROGRESS = Extra("progress", bool, typer.Option(True, "--progress/--no-progress", help="Show progress bars."))
 DATA_OPTS = (Opt("data.data"), Opt("data.split"), Opt("data.limit"), Opt("data.initial"))
@@ -51,7 +51,7 @@ def run_eval_cmd(cfg, progress: bool) -> None:
 
     with input_errors():
         results = run_eval(cfg, progress=progress)
-    where = cfg.data.split if cfg.data.data == "synthclinic" else "file"
+    where = cfg.data.split if cfg.data.data == "synthclinic" else f"file, {cfg.data.split}"
     _table(rich_table(results, title=f"{cfg.data.data} ({where}), budget {cfg.env.max_questions}"))
     skipped = next(iter(results.values())).skipped if results else {}
     if skipped:
@@ -64,29 +64,57 @@ def run_eval_cmd(cfg, progress: bool) -> None:
 # ---- data --------------------------------------------------------------------------------------------------------
 
 
-def data_spec() -> CommandSpec:
+def data_synthclinic_spec() -> CommandSpec:
     from promed.data.sources import DataConfig
 
-    items = (Extra("source", str, typer.Argument(..., help="Data source to write: synthclinic.")),
-             Opt("split"), Opt("limit"), Opt("data_seed", ("--seed", "--data-seed")),
+    items = (Opt("split"), Opt("limit"), Opt("data_seed", ("--seed", "--data-seed")),
              Extra("out", Path, typer.Option(..., help="Output JSONL file (generic format, readable with --data "
-                                                       "FILE).")))
-    return CommandSpec("data", "Write generated cases as generic JSONL (read back identically by --data FILE).",
-                       DataConfig, items, run_data_cmd, config_file=False)
+                                                       "FILE; each record has its 'split' field).")))
+    return CommandSpec("synthclinic", "Write SynthClinic cases as generic JSONL, each record with its split (read "
+                       "back identically by --data FILE --split SPLIT).", DataConfig, items, run_data_synthclinic_cmd,
+                       config_file=False)
 
 
-def run_data_cmd(cfg, source: str, out: Path) -> None:
-    import dataclasses
-
-    from promed.data.cases import write_cases
-    from promed.data.sources import load_data
+def run_data_synthclinic_cmd(cfg, out: Path) -> None:
+    from promed.data.sources import write_synthclinic
 
     with input_errors():
-        if source != "synthclinic":
-            raise ValueError(f"unknown data source {source!r}: only synthclinic can be written")
-        cases = load_data(dataclasses.replace(cfg, data=source)).cases
-        write_cases(cases, out)
-    typer.echo(f"wrote {len(cases)} cases to {out}")
+        n = write_synthclinic(cfg, out)
+    typer.echo(f"wrote {n} cases to {out}")
+
+
+def data_split_spec() -> CommandSpec:
+    from promed.data.splits import SplitShares
+
+    items = (Extra("file", Path, typer.Argument(..., help="A JSONL case file (MediQ or generic format).")),
+             Opt("val", ("--val-share",)), Opt("test", ("--test-share",)),
+             Extra("out", Path, typer.Option(..., help="Output directory: train.jsonl, val.jsonl, test.jsonl (the "
+                                                       "input's lines verbatim).")))
+    return CommandSpec("split", "Split a case file by content hash (or each record's 'split' field) into "
+                       "OUT/train.jsonl, OUT/val.jsonl and OUT/test.jsonl; --split SPLIT on the file selects the same "
+                       "cases.", SplitShares, items, run_data_split_cmd, config_file=False)
+
+
+def run_data_split_cmd(cfg, file: Path, out: Path) -> None:
+    from promed.data.sources import write_split_files
+
+    with input_errors():
+        counts, skipped = write_split_files(file, out, cfg)
+    typer.echo(", ".join(f"{split} {n}" for split, n in counts.items()) + f"; wrote {out}/{{train,val,test}}.jsonl")
+    if skipped:
+        typer.echo(f"left out {sum(skipped.values())} unusable records: "
+                   + ", ".join(f"{n} ({why})" for why, n in sorted(skipped.items())))
+
+
+# `promed data <subcommand>`, each built on first use (a `convert` subcommand can join here)
+DATA_SPECS: dict[str, Callable[[], CommandSpec]] = {"synthclinic": data_synthclinic_spec, "split": data_split_spec}
+
+
+def data_group():
+    """The ``promed data`` group of :data:`DATA_SPECS`."""
+    return LazySubGroup(DATA_SPECS, name="data", no_args_is_help=True,
+                        help="Case files: write SynthClinic cases (synthclinic), split a file into "
+                             "train/val/test (split).")
 
 
 # ---- sig ---------------------------------------------------------------------------------------------------------
@@ -352,7 +380,7 @@ def run_run_cmd(cfg, progress: bool) -> None:
 # ---- the app -----------------------------------------------------------------------------------------------------
 
 SPECS: dict[str, Callable[[], CommandSpec]] = {
-    "eval": eval_spec, "data": data_spec, "sig": sig_spec, "mcts": mcts_spec, "sft": sft_spec,
+    "eval": eval_spec, "sig": sig_spec, "mcts": mcts_spec, "sft": sft_spec,
     "stage1": stage1_spec, "pretrain": pretrain_spec, "grpo": grpo_spec, "run": run_spec,
     "view": view_spec, "patient": patient_spec,
     "chat": chat_spec,
@@ -361,21 +389,44 @@ COMMANDS = ("eval", "data", "sig", "mcts", "sft", "stage1", "pretrain", "grpo", 
             "chat")
 
 
+GROUPS: dict[str, Callable[[], TyperGroup]] = {"data": data_group}  # commands with subcommands
+
+
 class LazyGroup(TyperGroup):
-    """The ``promed`` group: the commands of :data:`SPECS` are built on first use, in :data:`COMMANDS` order."""
+    """The ``promed`` group: the commands of :data:`SPECS` and the groups of :data:`GROUPS` are built on first use,
+    in :data:`COMMANDS` order."""
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
-        return [n for n in COMMANDS if n in SPECS or n in self.commands]
+        return [n for n in COMMANDS if n in SPECS or n in GROUPS or n in self.commands]
 
     def get_command(self, ctx: typer.Context, name: str):
-        if name in SPECS and name not in self.commands:
-            self.commands[name] = build_command(SPECS[name](), COMMANDS)
+        if name not in self.commands:
+            if name in SPECS:
+                self.commands[name] = build_command(SPECS[name](), COMMANDS)
+            elif name in GROUPS:
+                self.commands[name] = GROUPS[name]()
         return super().get_command(ctx, name)
 
     def invoke(self, ctx: typer.Context):
         """Every command (``figure`` too): server failure -> exit 3, internal error -> exit 1, unless --debug."""
         with command_errors(debug_enabled(ctx)):
             return super().invoke(ctx)
+
+
+class LazySubGroup(TyperGroup):
+    """A command group (``promed data``) whose subcommands are built from their specs on first use."""
+
+    def __init__(self, specs: dict[str, Callable[[], CommandSpec]], **kwargs):
+        super().__init__(**kwargs)
+        self.specs = specs
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return list(self.specs)
+
+    def get_command(self, ctx: typer.Context, name: str):
+        if name in self.specs and name not in self.commands:
+            self.commands[name] = build_command(self.specs[name](), COMMANDS)
+        return super().get_command(ctx, name)
 
 
 APP_HELP = f"ProMed: train and evaluate medical LLMs that ask before they answer.\n\n{EXIT_CODES_HELP}"

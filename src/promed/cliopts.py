@@ -224,7 +224,21 @@ def resolve(spec: CommandSpec, values: dict[str, Any], given: set[str], config: 
     """The command's config: defaults, then ``config`` (TOML), then the options in ``given`` (by parameter name)."""
     cfg = load_config(spec.default(), config, spec.name, commands)
     opts = [o for o in spec.items if isinstance(o, Opt) and o.name in given]
-    return with_paths(cfg, {o.path: cli_value(cfg, o, values[o.name]) for o in opts})
+    cfg = with_paths(cfg, {o.path: cli_value(cfg, o, values[o.name]) for o in opts})
+    check_given(cfg, {o.path for o in opts})
+    return cfg
+
+
+def check_given(cfg: Any, paths: set[str]) -> None:
+    """Let every config in ``cfg`` (nested ones too) that has a ``check_given(fields)`` method refuse the options
+    given on the command line (``paths``, dotted) that cannot apply to it, e.g. ``--initial`` for SynthClinic
+    (:meth:`promed.data.sources.DataConfig.check_given`): an option is never ignored silently."""
+    if hasattr(cfg, "check_given"):
+        cfg.check_given({p for p in paths if "." not in p})
+    for f in dataclasses.fields(cfg):
+        sub = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(sub) and not isinstance(sub, type):
+            check_given(sub, {p.partition(".")[2] for p in paths if p.startswith(f.name + ".")})
 
 
 def _given(ctx: typer.Context, name: str) -> bool:

@@ -19,7 +19,7 @@ Formats (documented in ``docs/data.md``):
 * ``mediq``: ``{"id", "question", "context": [sentences], "facts": ["1. ...", ...], "options": {"A": ...},
   "answer_idx": "C", ...}`` as in the MediQ benchmark.
 * ``generic``: ``{"id", "initial", "facts": [...], "question", "options": {"A": ...}, "answer": "C",
-  "source"?, "synthclinic"?}``; this is what :meth:`promed.types.Case.to_json` writes, so SynthClinic cases
+  "source"?, "synthclinic"?, "split"?}``; this is what :meth:`promed.types.Case.to_json` writes, so SynthClinic cases
   written by ``promed data synthclinic`` read back identically.
 
 Initial-information protocols (``initial=``):
@@ -28,6 +28,11 @@ Initial-information protocols (``initial=``):
 * ``first-half-facts`` (the reference code's training protocol): the doctor sees the first ``ceil(n/2)`` facts,
   joined; the remaining facts are hidden.
   For generic records the ``initial`` field is used as is, whatever the protocol.
+
+Splits (``split=``, :mod:`promed.data.splits`): a record's own ``split`` field (either format; ``train``, ``val``
+or ``test``, else a :class:`DataError` naming file, line and field ``split``) wins; other records are split by the
+content hash of their case. ``limit`` counts the cases of the split, and a split without a case is a
+:class:`DataError` naming the counts of the others.
 """
 
 from __future__ import annotations
@@ -38,15 +43,24 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
+from promed.data.splits import (
+    DEFAULT_SHARES,
+    SPLIT_CHOICES,
+    SPLITS,
+    SplitShares,
+    check_split_value,
+    split_of,
+)
+from promed.errors import InputError
 from promed.types import LETTERS, Case, Fact, Finding, Option
 
 INITIAL_PROTOCOLS = ("first-sentence", "first-half-facts")
 _NUMBERING = re.compile(r"^\s*\d+\s*[.)]\s*")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Bad input data. ``str(err)`` is ``"<file>:<line>: field '<field>': <problem>"``; without a field to blame
     (text that is not UTF-8) ``"<file>:<line>: <problem>"``; for the whole file (``line=None``)
     ``"<file>: <problem>"``."""
@@ -244,17 +258,28 @@ def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
             yield lineno, rec
 
 
-def load_cases(path: str | Path, initial: str = "first-sentence", fmt: str = "auto", limit: int | None = None) -> LoadResult:
-    """Load cases from a JSONL file (MediQ or generic; ``fmt="auto"`` decides per file from the first record).
+def _record_split(rec: dict, path: Path, line: int) -> str | None:
+    """The record's own ``split`` field (validated), or None when it has none."""
+    if "split" not in rec:
+        return None
+    problem = check_split_value(rec["split"])
+    if problem:
+        raise DataError(path, line, "split", problem)
+    return rec["split"]
 
-    Raises :class:`DataError` (file, line, field; or the file alone) on bad input - including an empty file and a
-    file with no usable case - and ``FileNotFoundError`` if the file is missing.
-    """
-    if initial not in INITIAL_PROTOCOLS:
-        raise ValueError(f"unknown initial-information protocol {initial!r}; choose from {INITIAL_PROTOCOLS}")
-    path = Path(path)
-    cases: list[Case] = []
-    skipped: Counter[str] = Counter()
+
+def _canonical(made: Case, rec: dict, fmt: str, initial: str, path: Path, line: int) -> Case:
+    """The case the split is computed from: a MediQ record as read with ``first-sentence`` (so that ``--initial``
+    never moves a case between splits); any other case as it is."""
+    if fmt != "mediq" or initial == "first-sentence":
+        return made
+    canon = _make_case(rec, fmt, "first-sentence", path, line)
+    return canon if isinstance(canon, Case) else made
+
+
+def _read(path: Path, initial: str, fmt: str, shares: SplitShares | None) -> Iterator[tuple[int, Case | str, str | None]]:
+    """``(line, case or the reason it is unusable, split)`` per record; the split is the record's own ``split``
+    field, else (with ``shares``) the content hash of a usable case, else None. Ids are checked for duplicates."""
     seen: set[str] = set()
     for lineno, rec in jsonl_objects(path):
         if fmt == "auto":
@@ -264,23 +289,84 @@ def load_cases(path: str | Path, initial: str = "first-sentence", fmt: str = "au
         if cid in seen:
             raise DataError(path, lineno, "id", f"duplicate id {cid!r}")
         seen.add(cid)
+        split = _record_split(rec, path, lineno)
+        if split is None and shares is not None and isinstance(made, Case):
+            split = split_of(_canonical(made, rec, fmt, initial, path, lineno), shares)
+        yield lineno, made, split
+
+
+def _no_usable(path: Path, skipped: Counter[str]) -> DataError:
+    n = sum(skipped.values())
+    if not n:
+        return DataError(path, None, None, "no cases: the file is empty (expected one JSON object per line)")
+    why = ", ".join(f"{reason}: {k}" for reason, k in skipped.most_common())
+    return DataError(path, None, None, f"no usable case: all {n} case{'s' if n != 1 else ''} skipped ({why})")
+
+
+def load_cases(path: str | Path, initial: str = "first-sentence", fmt: str = "auto", limit: int | None = None,
+               split: str = "all", shares: SplitShares = DEFAULT_SHARES) -> LoadResult:
+    """Load cases from a JSONL file (MediQ or generic; ``fmt="auto"`` decides per file from the first record).
+
+    ``split`` (train, val, test or all) keeps the cases of one split (:mod:`promed.data.splits`: a record's own
+    ``split`` field, else the content hash cut by ``shares``); ``limit`` counts the cases kept. Raises
+    :class:`DataError` (file, line, field; or the file alone) on bad input - including an empty file, a file with
+    no usable case and a split with no case - and ``FileNotFoundError`` if the file is missing.
+    """
+    if initial not in INITIAL_PROTOCOLS:
+        raise InputError(f"unknown initial-information protocol {initial!r}; choose from {INITIAL_PROTOCOLS}")
+    if split not in SPLIT_CHOICES:
+        raise InputError(f"--split: unknown split {split!r}; choose from {', '.join(SPLIT_CHOICES)}")
+    path = Path(path)
+    cases: list[Case] = []
+    skipped: Counter[str] = Counter()
+    others: Counter[str] = Counter()  # usable cases of the other splits
+    for _, made, case_split in _read(path, initial, fmt, None if split == "all" else shares):
         if isinstance(made, str):
             skipped[made] += 1
+            continue
+        if split != "all" and case_split != split:
+            others[case_split] += 1
             continue
         cases.append(made)
         if limit is not None and len(cases) >= limit:
             break
+    if not cases and not others:
+        raise _no_usable(path, skipped)
     if not cases:
-        n = sum(skipped.values())
-        if not n:
-            raise DataError(path, None, None, "no cases: the file is empty (expected one JSON object per line)")
-        why = ", ".join(f"{reason}: {k}" for reason, k in skipped.most_common())
-        raise DataError(path, None, None, f"no usable case: all {n} case{'s' if n != 1 else ''} skipped ({why})")
+        counts = ", ".join(f"{s} {others[s]}" for s in SPLITS if s != split)
+        raise DataError(path, None, None, f"no case in split {split!r} (usable cases of the other splits: {counts}); "
+                                          "choose another --split, or --split all for every case")
     return LoadResult(cases, dict(skipped))
 
 
-def write_cases(cases: list[Case], path: str | Path) -> None:
-    """Write cases as generic JSONL, atomically (temp file + rename)."""
+def split_lines(path: str | Path, shares: SplitShares = DEFAULT_SHARES) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """The lines of a JSONL case file sorted into splits, verbatim (``promed data split``), and the unusable
+    records left out, counted by reason. Every record is validated first, as :func:`load_cases` does; a file with no
+    usable case is a :class:`DataError`."""
+    path = Path(path)
+    where: dict[int, str] = {}
+    skipped: Counter[str] = Counter()
+    for lineno, made, case_split in _read(path, "first-sentence", "auto", shares):
+        if isinstance(made, str):
+            skipped[made] += 1
+        else:
+            where[lineno] = case_split
+    if not where:
+        raise _no_usable(path, skipped)
+    out: dict[str, list[str]] = {s: [] for s in SPLITS}
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if lineno in where:
+                out[where[lineno]].append(_text(raw, path, lineno).rstrip("\r\n"))
+    return out, dict(skipped)
+
+
+def write_cases(cases: list[Case], path: str | Path, splits: Mapping[str, str] | None = None) -> None:
+    """Write cases as generic JSONL, atomically (temp file + rename); ``splits`` (case id -> train, val or test)
+    adds each record's ``split`` field, which :func:`load_cases` honours over the content hash."""
     from promed.io import atomic_write_lines
 
-    atomic_write_lines(Path(path), (json.dumps(c.to_json(), ensure_ascii=False) for c in cases))
+    def record(c: Case) -> dict:
+        return c.to_json() if splits is None else {**c.to_json(), "split": splits[c.id]}
+
+    atomic_write_lines(Path(path), (json.dumps(record(c), ensure_ascii=False) for c in cases))
