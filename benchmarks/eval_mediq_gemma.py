@@ -35,7 +35,7 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     for doctor in ("reactive", "full-info"):
         cfg = EvalConfig(data=DataConfig(data=str(args.data), limit=args.limit), doctors=(doctor,), model=args.model,
-                         sig=False, out=args.out / doctor)
+                         sig_enabled=False, out=args.out / doctor)
         t0 = time.perf_counter()
         res = run_eval(cfg, progress=False)
         wall = time.perf_counter() - t0

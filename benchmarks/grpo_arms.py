@@ -1,6 +1,6 @@
 """Stage 2 ablation on SynthClinic: GRPO with SIG credit vs outcome-only GRPO from the same SFT checkpoint.
 
-For each seed, trains both arms (``promed grpo --reward sig`` / ``--reward outcome``; identical rollout settings),
+For each seed, trains both arms (``promed grpo --credit sig`` / ``--credit outcome``; identical rollout settings),
 then evaluates the SFT doctor and every trained doctor answering on their own (``llm:``) on the SynthClinic test
 split, and prints one table: accuracy with its 95% interval, questions asked, SIG per question, fact recall, and the
 training wall time and peak memory of each arm. It writes ``OUT/arms.json``, ``OUT/table.md`` and
@@ -32,7 +32,7 @@ from promed.train.grpo import plot_curves, read_log
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, required=True, help="SFT checkpoint directory (promed stage1's OUT/sft)")
-    ap.add_argument("--arms", default="sig,outcome", help="comma-separated --reward values")
+    ap.add_argument("--arms", default="sig,outcome", help="comma-separated --credit values")
     ap.add_argument("--seeds", default="0", help="comma-separated training seeds")
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--cases-per-step", type=int, default=8)
@@ -81,12 +81,12 @@ def main() -> None:
             if shared is not None:
                 extra["shapley"] = shared  # the cases' Shapley values, computed by the first arm
             cfg = GrpoCommandConfig(model=f"hf:{a.model}", data=DataConfig(split="train", limit=a.train_cases),
-                                    reward=arm, env=EnvConfig(max_questions=a.max_questions), steps=a.steps,
+                                    credit=arm, env=EnvConfig(max_questions=a.max_questions), steps=a.steps,
                                     cases_per_step=a.cases_per_step, group_size=a.group_size,
                                     learning_rate=a.learning_rate, kl=a.kl, seed=seed, out=out, **extra)
             t0 = time.perf_counter()
             summary = run_grpo_command(cfg, progress=True)
-            rows[name] = {"train": summary, "train_call_s": round(time.perf_counter() - t0, 1)}
+            rows[name] = {"train": summary.to_json(), "train_call_s": round(time.perf_counter() - t0, 1)}
             logs[name] = read_log(out / "log.jsonl")
             shared = shared or out / "shapley.jsonl"
     doctors = (*(() if a.skip_start_eval else (f"llm:{a.model}",)), *(f"llm:{a.out / name}" for name in rows))

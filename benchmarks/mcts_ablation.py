@@ -55,10 +55,10 @@ from promed.sig.cache import read_shapley  # noqa: E402
 from promed.sig.reward import importance_weights  # noqa: E402
 
 ARMS = {  # settings of each arm, by dotted path into MctsRunConfig
-    "sig": {"reward.lam": 0.5},
-    "uniform": {"reward.lam": 0.0},
+    "sig": {"sig.lam": 0.5},
+    "uniform": {"sig.lam": 0.0},
     "correctness": {"sig_enabled": False},
-    "sig-softmax": {"reward.lam": 0.5, "reward.weighting": "softmax"},
+    "sig-softmax": {"sig.lam": 0.5, "sig.weighting": "softmax"},
 }
 
 
@@ -96,7 +96,7 @@ def run_arms(args, patient, scorer) -> dict[str, dict]:
         cfg = with_paths(replace(preset(args).mcts_config(out=root / arm), shapley_cache=root / "shapley.jsonl"),
                          ARMS[arm])
         s = run_mcts(cfg, progress=False, patient=patient, scorer=scorer)
-        rows[arm] = {**s, **yardsticks(cfg.out, root / "shapley.jsonl")}
+        rows[arm] = {**s.to_json(), **yardsticks(cfg.out, root / "shapley.jsonl")}
         keys = ("mean_return", "trajectory_accuracy", "mean_questions", "exported_cases", "mean_search_seconds",
                 "mean_shapley_seconds", "wall_s")
         print(f"  {arm}: {json.dumps({k: rows[arm][k] for k in keys})}", flush=True)
@@ -114,7 +114,7 @@ def train_and_eval(args, rows: dict[str, dict]) -> None:
         res = run_sft(out / "trajectories.jsonl", out / "sft", stage.sft_config(progress=False))
         t1 = time.perf_counter()
         ask, own = f"ask:{res.model_dir}", f"llm:{res.model_dir}"
-        ev = replace(stage.eval_config((ask, own), out=out / "eval"), sig=False)
+        ev = replace(stage.eval_config((ask, own), out=out / "eval"), sig_enabled=False)
         m = run_eval(ev, progress=False)
         rows[arm].update(sft_s=t1 - t0, eval_s=time.perf_counter() - t1, sft_steps=res.steps,
                          test_accuracy=m[ask].accuracy, test_questions=m[ask].mean_questions,
@@ -148,9 +148,9 @@ def timing(args, patient_factory) -> None:
     total = time.perf_counter() - t0
     print(f"\ntiming: {args.timing} cases, iterations {cfg.search.iterations}, width {cfg.search.width}, "
           f"gamma {cfg.search.gamma}")
-    print(f"  total {total:.1f}s (run_mcts {s['wall_s']:.1f}s), {s['mean_search_seconds']:.4f}s search + "
-          f"{s['mean_shapley_seconds']:.4f}s Shapley per case; accuracy {s['trajectory_accuracy']}, "
-          f"exported {s['exported_cases']}")
+    print(f"  total {total:.1f}s (run_mcts {s.wall_s:.1f}s), {s.mean_search_seconds:.4f}s search + "
+          f"{s.mean_shapley_seconds:.4f}s Shapley per case; accuracy {s.trajectory_accuracy}, "
+          f"exported {s.exported_cases}")
 
 
 def mediq_check(args) -> None:
@@ -175,8 +175,8 @@ def mediq_check(args) -> None:
         acts = [parse_action(m["content"], cases[r["id"]].options) for m in r["messages"] if m["role"] == "assistant"]
         ok += all(isinstance(a, Ask) for a in acts[:-1]) and isinstance(acts[-1], Answer)
     print(f"\nMediQ x {args.model}: {len(cases)} cases, {len(recs)} trajectories, {ok} valid, wall {wall:.0f}s; "
-          f"accuracy {s['trajectory_accuracy']}, mean questions {s['mean_questions']}, "
-          f"{s['proposal_calls']} generate calls, {s['scorer_queries']} scorer queries")
+          f"accuracy {s.trajectory_accuracy}, mean questions {s.mean_questions}, "
+          f"{s.proposal_calls} generate calls, {s.scorer_queries} scorer queries")
 
 
 def main() -> None:

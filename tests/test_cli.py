@@ -143,12 +143,15 @@ def test_grpo_bad_mix_scope_exit_2(tmp_path):
 def test_pretrain_bf16_flag_is_three_way(tmp_path, monkeypatch, args, expected):
     """--bf16 / --no-bf16 / neither (None: CUDA's rule) reach PretrainConfig.bf16."""
     import promed.runs.pretrain as runs_pretrain
+    from promed.runs.pretrain import PretrainSummary
 
     seen = {}
 
     def fake(cfg, progress=False):
         seen["bf16"] = cfg.bf16
-        return {"skipped": True, "completed": True, "model_dir": str(tmp_path)}
+        return PretrainSummary(completed=True, model_dir=str(tmp_path), steps=1, params=1, examples=1,
+                               dropped_too_long=0, final_loss=None, data_seconds=0.0, wall_seconds_this_run=0.0,
+                               resumed_from=None, skipped=True)
 
     monkeypatch.setattr(runs_pretrain, "run_pretrain_command", fake)
     res = CliRunner().invoke(app, ["pretrain", "--out", str(tmp_path / "pre"), *args])

@@ -95,7 +95,7 @@ def test_defaults_that_used_to_disagree():
 
     assert MctsConfig().iterations == MctsRunConfig().search.iterations == Stage1Config().search.iterations == 32
     assert SFTRunConfig().epochs == 3.0 and Stage1Config().sft.epochs == 5.0  # the preset's own value
-    assert MctsRunConfig().reward.lam == Stage1Config().reward.lam == 0.5
+    assert MctsRunConfig().sig.lam == Stage1Config().sig.lam == 0.5
     assert MctsRunConfig().data.initial == "first-half-facts" and EvalConfig().data.initial == "first-sentence"
     assert EvalConfig().samples == 1 and EvalConfig().temperature == 0.0
 
@@ -110,7 +110,7 @@ def test_file_overlays_defaults_and_options_win(tmp_path, captured):
     cfg = captured["eval"]
     assert cfg.env.max_questions == 3 and cfg.data.limit == 7 and cfg.doctors == ("reactive", "greedy-eig")
     assert cfg.patient.fact.threshold == 0.6 and cfg.patient.kind == "fact"
-    assert cfg.seed == 5 and cfg.sig is False  # given on the command line: they win
+    assert cfg.seed == 5 and cfg.sig_enabled is False  # given on the command line: they win
     assert cfg.data.split == "test" and cfg.batch_size == 64  # neither in the file nor given: the defaults
     # an option given with its default value still wins over the file
     assert run("eval", "--config", path, "--max-questions", 5).exit_code == 0
@@ -119,12 +119,12 @@ def test_file_overlays_defaults_and_options_win(tmp_path, captured):
 
 def test_sections_per_command(tmp_path, captured):
     path = write(tmp_path, "[eval]\nseed = 2\n[eval.env]\nmax_questions = 4\n[mcts]\ntop_k = 2\n"
-                           "[mcts.search]\niterations = 8\n[mcts.reward]\nlam = 0.25\n")
+                           "[mcts.search]\niterations = 8\n[mcts.sig]\nlam = 0.25\n")
     assert run("eval", "--config", path).exit_code == 0
     assert captured["eval"].seed == 2 and captured["eval"].env.max_questions == 4
     assert run("mcts", "--config", path, "--lam", 0.75).exit_code == 0
     cfg = captured["mcts"]
-    assert cfg.top_k == 2 and cfg.search.iterations == 8 and cfg.reward.lam == 0.75
+    assert cfg.top_k == 2 and cfg.search.iterations == 8 and cfg.sig.lam == 0.75
     res = run("sig", "--config", path)
     assert res.exit_code == 2 and f"{path}: no [sig] section" in res.output
 
@@ -135,7 +135,7 @@ def test_sections_per_command(tmp_path, captured):
     ("[eval.env]\nmax_questions = 3\n[evaluate]\nseed = 1\n", "unknown section(s) evaluate"),
     ("seed = 'abc'\n", "seed: expected an integer, got 'abc'"),
     ("[env]\nmax_questions = 2.5\n", "env.max_questions: expected an integer"),
-    ("sig = 1\n", "sig: expected true or false"),
+    ("sig_enabled = 1\n", "sig_enabled: expected true or false"),
     ("doctors = 'reactive'\n", "doctors: expected an array of strings"),
     ("env = 3\n", "env: expected a table"),
     ("[patient]\nkind = 'robot'\n", "unknown patient 'robot'"),
@@ -206,7 +206,7 @@ def test_cpu_preset_is_the_stage1_preset():
     mcts = resolve(cli.SPECS["mcts"](), {}, set(), path, cli.COMMANDS)
     sft = resolve(cli.SPECS["sft"](), {}, set(), path, cli.COMMANDS)
     preset = Stage1Config()
-    assert mcts.search == preset.search and mcts.reward == preset.reward
+    assert mcts.search == preset.search and mcts.sig == preset.sig
     assert (sft.epochs, sft.batch_size, sft.learning_rate) == (preset.sft.epochs, preset.sft.batch_size,
                                                                 preset.sft.learning_rate)
     # Stage 0 as the preset runs it, and Stage 1 on top of it: name-format trajectories, SFT from its checkpoint
@@ -221,7 +221,7 @@ def test_cpu_preset_is_the_stage1_preset():
 
 def test_sig_and_mcts_manifests_hold_the_resolved_config(tmp_path):
     path = write(tmp_path, "[sig]\nestimator = 'exact'\n[sig.data]\nsplit = 'val'\n"
-                           "[mcts.search]\ngamma = 0.8\nwidth = 2\n[mcts.reward]\nweighting = 'softmax'\n")
+                           "[mcts.search]\ngamma = 0.8\nwidth = 2\n[mcts.sig]\nweighting = 'softmax'\n")
     out = tmp_path / "sig"
     assert run("sig", "--config", path, "--limit", 2, "--out", out, "--no-progress").exit_code == 0
     man = json.loads((out / "manifest.json").read_text())
@@ -232,7 +232,7 @@ def test_sig_and_mcts_manifests_hold_the_resolved_config(tmp_path):
     assert res.exit_code == 0, res.output
     cfg = json.loads((out / "manifest.json").read_text())["config"]
     assert cfg["search"] == {**cfg["search"], "gamma": 0.8, "width": 2, "iterations": 2}
-    assert cfg["reward"]["weighting"] == "softmax" and cfg["patient"]["kind"] == "fact"
+    assert cfg["sig"]["weighting"] == "softmax" and cfg["patient"]["kind"] == "fact"
     assert cfg["data"]["initial"] == "first-half-facts" and cfg["data"]["split"] == "train"
 
 
@@ -246,7 +246,8 @@ def test_sft_manifest_and_required_paths(tmp_path, monkeypatch):
         return SimpleNamespace(steps=1, losses=(0.5,), wall_s=0.0, model_dir=out)
 
     monkeypatch.setattr(runs_sft, "run_sft", fake_run_sft)
-    train = write(tmp_path, '{"messages": []}\n', "t.jsonl")
+    train = write(tmp_path, '{"id": "a", "messages": [{"role": "user", "content": "Case."}, '
+                            '{"role": "assistant", "content": "ANSWER: A"}]}\n', "t.jsonl")
     out = tmp_path / "doc"
     path = write(tmp_path, f'[sft]\ntrain = "{train}"\nout = "{out}"\nepochs = 2.0\nlora_r = 8\n')
     res = run("sft", "--config", path, "--batch-size", 4)

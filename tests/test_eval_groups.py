@@ -12,7 +12,7 @@ from promed.types import Transcript
 
 
 def _cfg(out: Path, **kw) -> EvalConfig:
-    base = dict(data=DataConfig(split="val", limit=12), doctors=("reactive", "random-2"), sig=False,
+    base = dict(data=DataConfig(split="val", limit=12), doctors=("reactive", "random-2"), sig_enabled=False,
                 env=EnvConfig(max_questions=3), samples=3, batch_size=5, out=out)
     return EvalConfig(**{**base, **kw})
 

@@ -114,7 +114,7 @@ def test_rollout_row_puts_sig_on_its_question_only(toy):
     [tr] = run_consultations([Episode(case)], TokenDoctor(), KeywordPatient(), ENV)
     tr = FixedSig()(case, tr)
     row = rollout_row(case, tr, backend, ENV.max_questions)
-    credit = row["promed_episode"]["credit"]
+    credit = row["promed_episode"].credit
     assert turn_kinds(tr) == (("ask", "ask", "answer"), (pytest.approx(0.5 / 4 + 0.5 * 0.4), 0.0, 0.0))
     mask = np.asarray(row["env_mask"])
     assert len(mask) == len(row["completion_ids"]) == len(row["logprobs"]) == len(credit.turn_index)
@@ -138,13 +138,13 @@ def test_rollout_row_puts_sig_on_its_question_only(toy):
 
 def test_grpo_step_shapes_kl_and_identical_rollouts_across_arms(toy, tmp_path):
     """(B, T) advantages reach the loss; KL is 0 at the first step; both arms sample the same first rollouts."""
-    res = _run(toy, tmp_path / "sig", steps=1, reward="sig")
+    res = _run(toy, tmp_path / "sig", steps=1, credit="sig")
     assert res.completed and res.steps == 1 and res.episodes == 8
     [rec] = res.log
     assert rec["kl"] == pytest.approx(0.0, abs=1e-7)
     for key in ("reward", "promed/accuracy", "promed/questions", "promed/sig_per_question", "entropy"):
         assert key in rec
-    out = _run(toy, tmp_path / "outcome", steps=1, reward="outcome")
+    out = _run(toy, tmp_path / "outcome", steps=1, credit="outcome")
     a, b = _rollouts(tmp_path / "sig"), _rollouts(tmp_path / "outcome")
     assert [r["ids_sha1"] for r in a] == [r["ids_sha1"] for r in b] and len(a) == 8
     assert out.log[0]["reward"] == rec["reward"]

@@ -277,7 +277,7 @@ def test_correctness_only_and_uniform_arms(tmp_path, synth_cases):
     recs = [json.loads(x) for x in (tmp_path / "off/mcts/trajectories.jsonl").read_text().splitlines()]
     assert all(r["reward"] == pytest.approx(1.0) for r in recs)  # correctness only: SIG recorded, not rewarded
     assert all(r["correct"] for r in recs)  # skip mode exports correct trajectories only
-    s_uni, _ = _run(tmp_path / "uni", synth_cases[:3], reward=SigConfig(lam=0.0))
+    s_uni, _ = _run(tmp_path / "uni", synth_cases[:3], sig=SigConfig(lam=0.0))
     recs = [json.loads(x) for x in (tmp_path / "uni/mcts/trajectories.jsonl").read_text().splitlines()]
     by_id = {c.id: c for c in synth_cases}
     for r in recs:  # lam = 0: every new fact earns exactly 1/n

@@ -53,5 +53,5 @@ def test_ablation_arms_change_one_thing_each(tmp_path):
                          ("softmax", {"sig": base.sig.__class__(weighting="softmax")}),
                          ("no-stage1", {"model": f"hf:{tmp_path / 'run' / 'pretrain'}"})):
         arm = arm_config(cfg, name, cache, False)
-        assert arm.out == tmp_path / "run" / f"grpo-sig-mixed-{name}" and arm.reward == "sig-mixed"
+        assert arm.out == tmp_path / "run" / f"grpo-sig-mixed-{name}" and arm.credit == "sig-mixed"
         assert arm == base.__class__(**{**vars(base), **change, "out": arm.out}), name

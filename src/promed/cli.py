@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 
 from promed.cliopts import (DEBUG_ENV, DEBUG_HELP, EXIT_CODES_HELP, INPUT_ERRORS, CommandSpec, Extra, Opt,
                              build_command, command_errors, debug_enabled, input_errors)
+from promed.errors import InputError
 
 __all__ = ["COMMANDS", "GROUPS", "INPUT_ERRORS", "SPECS", "app", "input_errors", "main"]
 
@@ -38,8 +39,8 @@ def eval_spec() -> CommandSpec:
 
     items = (*DATA_OPTS, Opt("doctors", ("--doctor",)), Opt("patient.kind", ("--patient",)), Opt("model"),
              Opt("scorer"), Opt("env.max_questions"), Opt("no_repeat"), Opt("samples"), Opt("temperature"),
-             Opt("sig"), Opt("estimator"), Opt("seed"), Opt("data.data_seed"), Opt("batch_size"), Opt("out"),
-             Opt("overwrite", ("--overwrite",)),
+             Opt("sig_enabled", ("--sig/--no-sig",)), Opt("estimator"), Opt("seed"), Opt("data.data_seed"),
+             Opt("batch_size"), Opt("out"), Opt("overwrite", ("--overwrite",)),
              *SERVER_OPTS, PROGRESS)
     return CommandSpec("eval", "Evaluate doctors in the consultation environment; write transcripts, summary.json "
                        "and table.md.", EvalConfig, items, run_eval_cmd)
@@ -146,7 +147,7 @@ def mcts_spec() -> CommandSpec:
 
     items = (*DATA_OPTS, Opt("candidates"), Opt("model"), Opt("scorer"), Opt("patient.kind", ("--patient",)),
              Opt("search.iterations"), Opt("search.width"), Opt("search.max_questions"), Opt("search.c_uct"),
-             Opt("search.gamma"), Opt("search.w_sig"), Opt("search.w_correct"), Opt("reward.lam"),
+             Opt("search.gamma"), Opt("search.w_sig"), Opt("search.w_correct"), Opt("sig.lam"),
              Opt("sig_enabled", ("--sig/--no-sig",)), Opt("top_k"), Opt("answer_format"), Opt("seed"),
              Opt("data.data_seed"), Opt("out"), Opt("overwrite", ("--overwrite",)),
              *SERVER_OPTS, PROGRESS)
@@ -200,17 +201,15 @@ def stage1_spec() -> CommandSpec:
 
 
 def run_stage1_cmd(cfg, progress: bool) -> None:
-    from promed.eval.metrics import Metrics
     from promed.eval.report import rich_table
     from promed.runs.stage1 import run_stage1
 
     with input_errors():
         summary = run_stage1(cfg, progress=progress)
-    results = {k: Metrics(**{**v, "ci95": tuple(v["ci95"])}) for k, v in summary["eval"].items()}
-    _table(rich_table(results, title="Stage 1 (SynthClinic test)"))
-    pre = f"pretrain {summary['pretrain_s']} s, " if "pretrain_s" in summary else ""
-    typer.echo(f"{pre}mcts {summary['mcts_s']} s, sft {summary['sft_s']} s, eval {summary['eval_s']} s, "
-               f"peak memory {summary['peak_rss_mib']} MiB; wrote {cfg.out}/stage1.json")
+    _table(rich_table(summary.eval, title="Stage 1 (SynthClinic test)"))
+    pre = f"pretrain {summary.pretrain_s} s, " if summary.pretrain_s is not None else ""
+    typer.echo(f"{pre}mcts {summary.mcts_s} s, sft {summary.sft_s} s, eval {summary.eval_s} s, "
+               f"peak memory {summary.peak_rss_mib} MiB; wrote {cfg.out}/stage1.json")
 
 
 # ---- pretrain ----------------------------------------------------------------------------------------------------
@@ -236,9 +235,9 @@ def run_pretrain_cmd(cfg, progress: bool) -> None:
     with input_errors():
         summary = run_pretrain_command(cfg, progress=progress)
     _print_summary(summary)
-    state = ("already complete:" if summary["skipped"] else "wrote" if summary["completed"]
+    state = ("already complete:" if summary.skipped else "wrote" if summary.completed
              else "stopped at a checkpoint; rerun to continue:")
-    typer.echo(f"{state} {summary['model_dir']} (loss curve: {cfg.out}/loss.png)")
+    typer.echo(f"{state} {summary.model_dir} (loss curve: {cfg.out}/loss.png)")
 
 
 # ---- grpo --------------------------------------------------------------------------------------------------------
@@ -247,7 +246,7 @@ def run_pretrain_cmd(cfg, progress: bool) -> None:
 def grpo_spec() -> CommandSpec:
     from promed.runs.grpo import GrpoCommandConfig
 
-    items = (Opt("model"), *DATA_OPTS, Opt("reward"), Opt("weights.alpha", ("--alpha",)),
+    items = (Opt("model"), *DATA_OPTS, Opt("credit", ("--credit", "--reward")), Opt("weights.alpha", ("--alpha",)),
              Opt("weights.beta", ("--beta",)), Opt("weights.gamma", ("--gamma",)),
              Opt("weights.format", ("--format-reward",)), Opt("mix_lambda"), Opt("mix_baseline"), Opt("mix_scope"),
              Opt("sig.lam", ("--lam",)),
@@ -258,7 +257,7 @@ def grpo_spec() -> CommandSpec:
              Opt("lora", ("--lora",)), Opt("lora_r"), Opt("grad_accum"), Opt("seed"), Opt("save_steps"),
              Opt("stop_after_steps"), Opt("report_to"), Opt("use_vllm", ("--use-vllm",)),
              Opt("num_threads", ("--threads",)), Opt("out"), PROGRESS)
-    return CommandSpec("grpo", "Stage 2: GRPO over consultations; --reward sig gives each question its SIG and the "
+    return CommandSpec("grpo", "Stage 2: GRPO over consultations; --credit sig gives each question its SIG and the "
                        "answer its correctness (outcome: one episode reward); evaluate: --doctor llm:OUT.",
                        GrpoCommandConfig, items, run_grpo_cmd)
 
@@ -271,11 +270,12 @@ def run_grpo_cmd(cfg, progress: bool) -> None:
     cfg = dataclasses.replace(cfg, progress_bar=progress)
     with input_errors():
         summary = run_grpo_command(cfg, progress=progress)
-    last = summary["last_step"] or {}
-    state = "wrote" if summary["completed"] else "stopped at a checkpoint; rerun to continue:"
-    typer.echo(f"steps {summary['steps']}, last step: reward {last.get('reward', float('nan')):.3f}, accuracy "
-               f"{last.get('promed/accuracy', float('nan')):.3f}, questions {last.get('promed/questions', float('nan')):.2f}; "
-               f"{summary['wall_s']:.0f} s; {state} {summary['model_dir']} (curves: {cfg.out}/curves.png)")
+    last = summary.last_step or {}
+    nan = float("nan")
+    state = "wrote" if summary.completed else "stopped at a checkpoint; rerun to continue:"
+    typer.echo(f"steps {summary.steps}, last step: reward {last.get('reward', nan):.3f}, accuracy "
+               f"{last.get('promed/accuracy', nan):.3f}, questions {last.get('promed/questions', nan):.2f}; "
+               f"{summary.wall_s:.0f} s; {state} {summary.model_dir} (curves: {cfg.out}/curves.png)")
 
 
 # ---- patient -----------------------------------------------------------------------------------------------------
@@ -365,16 +365,14 @@ def run_spec() -> CommandSpec:
 
 
 def run_run_cmd(cfg, progress: bool) -> None:
-    from promed.eval.metrics import Metrics
     from promed.eval.report import rich_table
     from promed.runs.pipeline import run_pipeline
 
     with input_errors():
         summary = run_pipeline(cfg, progress=progress)
-    results = {k: Metrics(**{**v, "ci95": tuple(v["ci95"])}) for k, v in summary["doctors"].items()}
-    _table(rich_table(results, title="ProMed on SynthClinic (test), doctors answering on their own"))
-    times = ", ".join(f"{k} {v['wall_s']} s" for k, v in summary["steps"].items())
-    typer.echo(f"{times}; total {summary['total_s']} s; wrote {cfg.out}/ablation.md and {cfg.out}/run.json")
+    _table(rich_table(summary.doctors, title="ProMed on SynthClinic (test), doctors answering on their own"))
+    times = ", ".join(f"{k} {v.wall_s} s" for k, v in summary.steps.items())
+    typer.echo(f"{times}; total {summary.total_s} s; wrote {cfg.out}/ablation.md and {cfg.out}/run.json")
 
 
 # ---- the app -----------------------------------------------------------------------------------------------------
@@ -475,8 +473,9 @@ def figure_cmd(
     typer.echo(f"wrote {out} (case {cid})")
 
 
-def _print_summary(summary: dict) -> None:
-    for k, v in summary.items():
+def _print_summary(summary) -> None:
+    """A runner's result (:class:`promed.io.JsonRecord`), one ``name: value`` line per field."""
+    for k, v in summary.to_json().items():
         typer.echo(f"{k:>28}: {v}")
 
 

@@ -9,10 +9,12 @@ it. :func:`build_command` turns a spec into a typer (click) command that
 * adds ``--config FILE.toml`` (:func:`promed.config.load_config`): the config is the default instance, overlaid
   with the file, overlaid with the options *given* on the command line (the click context's parameter source tells
   given from defaulted), so options win over the file and the file wins over the defaults;
-* reports every input error as one ``error: ...`` line and exit code 2 (:func:`input_errors`), a model server's
-  failure (:class:`promed.llm.base.ServerError`) as one ``error: ...`` line and exit code 3, and anything
-  unexpected as ``error: internal error: ...`` and exit code 1 (:func:`command_errors`); ``promed --debug`` (or
-  ``PROMED_DEBUG=1``) lets the last two through with their traceback.
+* reports every input error (:class:`promed.errors.InputError`, raised by the validators, loaders and spec parsers;
+  nothing else) as one ``error: ...`` line and exit code 2 (:func:`input_errors`), a model server's failure
+  (:class:`promed.llm.base.ServerError`) as one ``error: ...`` line and exit code 3, and anything else, a bug, as
+  ``error: internal error: ...`` and exit code 1 (:func:`command_errors`); ``promed --debug`` (or
+  ``PROMED_DEBUG=1``) lets the last two through with their traceback. A reader that closes standard output early
+  (``promed run --help | head``) ends the command quietly.
 
 Fields that are not options (say ``SFTRunConfig.lora_r``) are set through ``--config``.
 """
@@ -23,6 +25,7 @@ import dataclasses
 import importlib
 import inspect
 import os
+import sys
 import types
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,9 +35,10 @@ from typing import Any, Callable, Literal, Optional, Sequence, Union, get_args, 
 import typer
 
 from promed.config import get_path, load_config, with_paths
+from promed.errors import InputError
 from promed.llm.base import ServerError
 
-INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, LookupError)
+INPUT_ERRORS: tuple[type[BaseException], ...] = (InputError,)
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_SERVER = 0, 1, 2, 3
 EXIT_CODES_HELP = ("Exit codes: 0 ok; 1 internal error (a bug: rerun with --debug for the traceback); 2 bad input "
@@ -88,6 +92,9 @@ def command_errors(debug: bool = False):
         yield
     except _control_flow_exceptions():
         raise
+    except BrokenPipeError:
+        quiet_closed_stdout()
+        raise typer.Exit(EXIT_OK)
     except ServerError as err:
         if debug:
             raise
@@ -101,6 +108,16 @@ def command_errors(debug: bool = False):
         typer.echo(f"error: internal error: {type(err).__name__}: {text} (run with --debug for the traceback)",
                    err=True)
         raise typer.Exit(EXIT_INTERNAL)
+
+
+def quiet_closed_stdout() -> None:
+    """Standard output was closed by its reader (``| head``): point it at /dev/null so that the interpreter's final
+    flush does not raise again (Python's documented recipe for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (a test runner's capture)
+        pass
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from typing import Any, Collection, Literal, TypeVar, Union, get_args, get_origi
 
 from promed.data.sources import DataConfig
 from promed.env.consultation import EnvConfig
+from promed.errors import InputError
 from promed.io import OVERWRITE_HELP
 from promed.runtime import PatientConfig, ServerConfig
 
@@ -77,7 +78,7 @@ class EvalConfig:
     samples: int = field(default=1, metadata={"help": "Sampled consultations per case (G); > 1 reports mean "
                                                       "accuracy and pass@G beside greedy accuracy."})
     temperature: float = field(default=0.0, metadata={"help": "Sampling temperature of LLM doctors (0 = greedy)."})
-    sig: bool = field(default=True, metadata={"help": "Annotate questions with SIG (Shapley values cached in "
+    sig_enabled: bool = field(default=True, metadata={"help": "Annotate questions with SIG (Shapley values cached in "
                                                       "OUT/shapley.jsonl)."})
     estimator: str = field(default="auto", metadata={"help": "Shapley estimator for SIG: auto, exact, permutation, "
                                                             "kernel, reference."})
@@ -93,28 +94,28 @@ class EvalConfig:
         from promed.sig.shapley import ESTIMATORS
 
         if not self.doctors:
-            raise ValueError("--doctor must name at least one doctor")
+            raise InputError("--doctor must name at least one doctor")
         for i, name in enumerate(self.doctors):
             if name in self.doctors[:i]:
-                raise ValueError(f"--doctor names {name!r} twice: each doctor is evaluated once")
+                raise InputError(f"--doctor names {name!r} twice: each doctor is evaluated once")
             try:
                 check_doctor_name(name)
             except SpecError as err:
-                raise ValueError(f"--doctor: {err}") from None
+                raise InputError(f"--doctor: {err}") from None
         for opt, spec in (("--model", self.model), ("--scorer", self.scorer)):
             if spec is not None and not (opt == "--scorer" and spec == "bayes"):
                 try:
                     parse_spec(spec)
                 except SpecError as err:
-                    raise ValueError(f"{opt}: {err}{' (or bayes)' if opt == '--scorer' else ''}") from None
+                    raise InputError(f"{opt}: {err}{' (or bayes)' if opt == '--scorer' else ''}") from None
         for opt, value, low in (("--no-repeat", self.no_repeat, 0), ("--samples", self.samples, 1),
                                 ("--seed", self.seed, 0), ("--batch-size", self.batch_size, 1)):
             if value < low:
-                raise ValueError(f"{opt} must be >= {low}, got {value}")
+                raise InputError(f"{opt} must be >= {low}, got {value}")
         if not self.temperature >= 0:
-            raise ValueError(f"--temperature must be >= 0, got {self.temperature}")
+            raise InputError(f"--temperature must be >= 0, got {self.temperature}")
         if self.estimator != "auto" and self.estimator not in ESTIMATORS:
-            raise ValueError(f"--estimator must be auto, {', '.join(ESTIMATORS)}; got {self.estimator!r}")
+            raise InputError(f"--estimator must be auto, {', '.join(ESTIMATORS)}; got {self.estimator!r}")
 
 
 # ---- --config FILE.toml ----------------------------------------------------------------------------------------
@@ -124,12 +125,12 @@ def read_toml(path: Path) -> dict[str, Any]:
     """The parsed file; a missing file or bad TOML raises an input error naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such config file")
+        raise InputError(f"{path}: no such config file")
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"{path}: not valid TOML: {err}") from None
+        raise InputError(f"{path}: not valid TOML: {err}") from None
 
 
 def load_config(base: T, path: Path | None, command: str, commands: Collection[str] = ()) -> T:
@@ -145,15 +146,15 @@ def load_config(base: T, path: Path | None, command: str, commands: Collection[s
     if command in raw and command not in names:
         stray = sorted(k for k in raw if k not in commands and k != command)
         if stray:
-            raise ValueError(f"{path}: unknown section(s) {', '.join(stray)}; sections are named after commands: "
+            raise InputError(f"{path}: unknown section(s) {', '.join(stray)}; sections are named after commands: "
                              f"{', '.join(sorted(set(commands) | {command}))}")
         table = raw[command]
         if not isinstance(table, dict):
-            raise ValueError(f"{path}: {command}: expected a table ([{command}]), got {table!r}")
+            raise InputError(f"{path}: {command}: expected a table ([{command}]), got {table!r}")
         return overlay(base, table, path, prefix=f"{command}.")
     sections = sorted(k for k in raw if k not in names and k in commands)
     if sections and all(k in commands for k in raw if k not in names):
-        raise ValueError(f"{path}: no [{command}] section (the file has sections for: {', '.join(sections)})")
+        raise InputError(f"{path}: no [{command}] section (the file has sections for: {', '.join(sections)})")
     return overlay(base, raw, path)
 
 
@@ -165,12 +166,12 @@ def overlay(cfg: T, table: dict[str, Any], path: Path | str, prefix: str = "") -
     for key, value in table.items():
         name = f"{prefix}{key}"
         if key not in known:
-            raise ValueError(f"{path}: unknown setting '{name}'; known here: {', '.join(sorted(known))}")
+            raise InputError(f"{path}: unknown setting '{name}'; known here: {', '.join(sorted(known))}")
         tp = hints[key]
         current = getattr(cfg, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise ValueError(f"{path}: {name}: expected a table ([{name}]), got {value!r}")
+                raise InputError(f"{path}: {name}: expected a table ([{name}]), got {value!r}")
             changes[key] = overlay(current, value, path, prefix=f"{name}.")
         else:
             changes[key] = coerce(value, tp, name, path)
@@ -178,11 +179,11 @@ def overlay(cfg: T, table: dict[str, Any], path: Path | str, prefix: str = "") -
         return dataclasses.replace(cfg, **changes)
     except (ValueError, TypeError) as err:
         where = prefix.rstrip(".") or "top level"
-        raise ValueError(f"{path}: {where}: {err}") from None
+        raise InputError(f"{path}: {where}: {err}") from None
 
 
 def coerce(value: Any, tp: Any, name: str, path: Path | str) -> Any:
-    """``value`` (as TOML gives it) as a value of type ``tp``, or a ValueError naming ``name`` and ``path``."""
+    """``value`` (as TOML gives it) as a value of type ``tp``, or an InputError naming ``name`` and ``path``."""
     origin, args = get_origin(tp), get_args(tp)
     if origin in (Union, types.UnionType):
         options = [a for a in args if a is not type(None)]
@@ -237,8 +238,8 @@ def _describe(tp: Any) -> str:
             Path: "a path (string)"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
-def _type_error(value: Any, expected: str, name: str, path: Path | str) -> ValueError:
-    return ValueError(f"{path}: {name}: expected {expected}, got {value!r} ({type(value).__name__})")
+def _type_error(value: Any, expected: str, name: str, path: Path | str) -> InputError:
+    return InputError(f"{path}: {name}: expected {expected}, got {value!r} ({type(value).__name__})")
 
 
 # ---- dotted paths into nested configs --------------------------------------------------------------------------

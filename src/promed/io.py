@@ -10,6 +10,7 @@ Every stage writes its outputs so that an interruption loses no finished record 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -17,6 +18,8 @@ import re
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from promed.errors import InputError
 
 
 def safe_name(name: str) -> str:
@@ -51,7 +54,32 @@ def atomic_write_lines(path: Path, lines: Iterable[str]) -> None:
 
 
 def atomic_write_json(path: Path, obj: object) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    """``obj`` (plain JSON values, or a runner's result: :func:`jsonable`) as indented JSON, atomically."""
+    atomic_write_text(path, json.dumps(jsonable(obj), indent=2, ensure_ascii=False) + "\n")
+
+
+def jsonable(obj: object) -> object:
+    """``obj`` as JSON values: an object with ``to_json()`` by it, other dataclasses field by field, paths as
+    strings, tuples as lists, dicts and lists element by element."""
+    if hasattr(obj, "to_json") and not isinstance(obj, type):
+        return obj.to_json()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
+class JsonRecord:
+    """Mixin of the runners' frozen results (``promed.runs``): ``to_json()`` is the result's fields as JSON values,
+    what its summary file holds; the CLI formats the result from its attributes."""
+
+    def to_json(self) -> dict:
+        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
 
 def repair_jsonl(path: Path) -> int:
@@ -149,7 +177,7 @@ def check_out_dir(out: Path, option: str = "--out") -> None:
         if path.exists():
             if not path.is_dir():
                 problem = "exists and is not a directory" if path == out else f"{path} is not a directory"
-                raise ValueError(f"{option} {out}: {problem}")
+                raise InputError(f"{option} {out}: {problem}")
             return
 
 
@@ -167,7 +195,7 @@ OVERWRITE_HELP = ("Start afresh when --out holds a run made with other settings 
                   "it such a directory is refused and the same settings resume.")
 
 
-class RunMismatch(ValueError):
+class RunMismatch(InputError):
     """An output directory that holds a run made with other settings (an input error: exit code 2)."""
 
 
@@ -221,12 +249,12 @@ def prepare_run(out: Path, cfg: object, stage: str, fingerprint: str, overwrite:
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: exists and is not a directory")
+        raise InputError(f"--out {out}: exists and is not a directory")
     new = {**manifest(cfg, stage), "data_fingerprint": fingerprint}
     mpath = out / "manifest.json"
     if overwrite or not mpath.is_file():
         if overwrite and out.is_dir() and any(out.iterdir()) and not mpath.is_file():
-            raise ValueError(f"--out {out}: not a promed run directory (no manifest.json); --overwrite deletes only "
+            raise InputError(f"--out {out}: not a promed run directory (no manifest.json); --overwrite deletes only "
                              "run directories")
         return new
     try:

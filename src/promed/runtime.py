@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from promed.errors import InputError
 from promed.patient.fact import FactPatientConfig
 from promed.patient.llm import LLMPatientConfig
 from promed.types import Case
@@ -34,7 +35,7 @@ class PatientConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in PATIENTS:
-            raise ValueError(f"unknown patient {self.kind!r}: choose fact or llm")
+            raise InputError(f"unknown patient {self.kind!r}: choose fact or llm")
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,11 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:
-            raise ValueError(f"--timeout (server.timeout) must be > 0 seconds, got {self.timeout!r}")
+            raise InputError(f"--timeout (server.timeout) must be > 0 seconds, got {self.timeout!r}")
         if self.retries < 0:
-            raise ValueError(f"--retries (server.retries) must be >= 0, got {self.retries!r}")
+            raise InputError(f"--retries (server.retries) must be >= 0, got {self.retries!r}")
         if self.concurrency < 1:
-            raise ValueError(f"--concurrency (server.concurrency) must be >= 1, got {self.concurrency!r}")
+            raise InputError(f"--concurrency (server.concurrency) must be >= 1, got {self.concurrency!r}")
 
     def llm_options(self, spec: str) -> dict:
         """:func:`promed.llm.load_llm` options for ``spec``: these settings for an ``openai:`` spec, else none."""
@@ -78,7 +79,7 @@ def is_synthetic(data: str, cases: Sequence[Case]) -> bool:
 def check_scorer_fits(scorer_spec: str, synthetic: bool, data: str) -> None:
     """The exact posterior scores only SynthClinic cases: say so (an input error) before anything is written."""
     if scorer_spec == "bayes" and not synthetic:
-        raise ValueError(f"{data}: these cases are not SynthClinic (their options carry no SynthClinic annotations), "
+        raise InputError(f"{data}: these cases are not SynthClinic (their options carry no SynthClinic annotations), "
                          "so the scorer bayes cannot score them: pass --scorer <model spec>")
 
 
@@ -115,7 +116,7 @@ class RunModels:
 
     def llm(self):
         if not self.model:
-            raise LookupError("this needs a model: pass --model SPEC")
+            raise InputError("this needs a model: pass --model SPEC")
         return self.load_llm(self.model)
 
     def load_llm(self, spec: str):
@@ -130,7 +131,7 @@ class RunModels:
             return "bayes"
         if self.model:
             return self.model
-        raise LookupError("real data needs a scorer: pass --scorer SPEC or --model SPEC")
+        raise InputError("real data needs a scorer: pass --scorer SPEC or --model SPEC")
 
     def scorer(self):
         if "scorer" not in self._built:

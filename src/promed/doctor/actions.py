@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from promed.errors import InputError
 from promed.types import Action, Answer, Ask, Invalid, Option
 
 _EMPH = "*_`"
@@ -142,7 +143,7 @@ def answer_turn(options: Sequence[Option], letter: str, answer_format: str = "le
         return f"ANSWER: {text}"
     if answer_format == "text":
         return f"ANSWER: {text} ({letter})"
-    raise ValueError(f"unknown answer format {answer_format!r}; expected one of {', '.join(ANSWER_FORMATS)}")
+    raise InputError(f"unknown answer format {answer_format!r}; expected one of {', '.join(ANSWER_FORMATS)}")
 
 
 def format_action(action: Ask | Answer, options: Sequence[Option] = (), answer_format: str = "letter") -> str:

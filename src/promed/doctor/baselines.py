@@ -24,6 +24,7 @@ import numpy as np
 
 from promed.doctor.actions import parse_action
 from promed.doctor.questions import candidate_questions
+from promed.errors import InputError
 from promed.types import Ask, DoctorView, Generation, Sampling, Scorer, per_view
 
 
@@ -106,7 +107,7 @@ class AbstainDoctor:
     def __init__(self, scorer: Scorer, mode: str = "numeric", threshold: float | None = None, llm=None,
                  name: str | None = None):
         if mode not in ("numeric", "scale"):
-            raise ValueError(f"abstention mode must be numeric or scale, not {mode!r}")
+            raise InputError(f"abstention mode must be numeric or scale, not {mode!r}")
         self.scorer, self.mode, self.llm = scorer, mode, llm
         self.threshold = threshold if threshold is not None else (0.8 if mode == "numeric" else 4.0)
         self.name = name or f"abstain-{mode}"

@@ -20,6 +20,7 @@ import numpy as np
 
 from promed.doctor.actions import ANSWER_FORMATS, answer_turn
 from promed.doctor.policy import view_to_chat
+from promed.errors import InputError
 from promed.llm.base import LLM
 from promed.types import DoctorView, Query
 
@@ -46,10 +47,10 @@ class DoctorScorer:
 
     def __init__(self, llm: LLM, answer_format: str = "name", questions_left: int = 0):
         if not callable(getattr(llm, "render", None)):
-            raise ValueError(f"{llm.name}: a doctor scorer needs a backend that renders chats into prompts (hf:, "
+            raise InputError(f"{llm.name}: a doctor scorer needs a backend that renders chats into prompts (hf:, "
                              "gguf:, tiny); an OpenAI-compatible server scores plain prompts only")
         if answer_format not in ANSWER_FORMATS:
-            raise ValueError(f"answer_format must be one of {', '.join(ANSWER_FORMATS)}, got {answer_format!r}")
+            raise InputError(f"answer_format must be one of {', '.join(ANSWER_FORMATS)}, got {answer_format!r}")
         self.llm = llm
         self.answer_format = answer_format
         self.questions_left = questions_left

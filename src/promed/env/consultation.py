@@ -50,6 +50,7 @@ from typing import Sequence
 import numpy as np
 
 from promed.doctor.actions import normalise_question, parse_action
+from promed.errors import InputError
 from promed.types import (
     Action, Answer, Ask, Case, DoctorView, Generation, Invalid, Patient, Step, Transcript, Turn,
 )
@@ -70,9 +71,9 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         if self.max_questions < 0:
-            raise ValueError(f"--max-questions must be >= 0, got {self.max_questions}")
+            raise InputError(f"--max-questions must be >= 0, got {self.max_questions}")
         if self.max_invalid_retries < 0:
-            raise ValueError(f"max_invalid_retries must be >= 0, got {self.max_invalid_retries}")
+            raise InputError(f"max_invalid_retries must be >= 0, got {self.max_invalid_retries}")
 
 
 # ---- the one transition ---------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from promed.env.consultation import Consultation, EnvConfig
+from promed.errors import InputError
 from promed.types import Case, Doctor, Patient, Sampling, Transcript
 
 
@@ -106,7 +107,7 @@ def run_groups(
         raise ValueError(f"group_size must be >= 1, got {group_size}")
     if sampling is not None:
         if not hasattr(doctor, "with_sampling"):
-            raise ValueError(f"doctor {doctor.name!r} does not sample from a model; drop the sampling settings")
+            raise InputError(f"doctor {doctor.name!r} does not sample from a model; drop the sampling settings")
         doctor = doctor.with_sampling(sampling)
     episodes = [Episode(c, s) for c in cases for s in range(group_size)]
     flat = run_consultations(episodes, doctor, patient, cfg, seed, batch_size, on_done)

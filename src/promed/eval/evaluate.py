@@ -50,12 +50,12 @@ def run_eval(cfg: EvalConfig, progress: bool = True, sig_annotator=None) -> dict
     check_out_dir(out)
     if cfg.scorer is not None or models.synthetic:
         check_scorer_fits(models.scorer_spec(), models.synthetic, cfg.data.data)
-    if cfg.sig:
+    if cfg.sig_enabled:
         check_estimator_budget(EstimatorChoice(cfg.estimator), cases, cheap=models.scorer_spec() == "bayes")
     run_manifest = prepare_run(out, cfg, "eval", data_fingerprint(cases, cfg.data.data), cfg.overwrite,
                                EVAL_NON_BINDING)  # nothing written yet
     patient = models.patient()
-    scorer = models.scorer() if cfg.sig and sig_annotator is None and cases else None
+    scorer = models.scorer() if cfg.sig_enabled and sig_annotator is None and cases else None
 
     start_run(out, run_manifest, cfg.overwrite)  # the first bytes this run writes
     (out / "transcripts").mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from promed.errors import InputError
 from promed.eval.metrics import Metrics
 
 
@@ -112,20 +113,20 @@ def case_figure_from_run(run_dir: Path, doctor: str, case_id: str | None, out: P
     tpath = Path(run_dir) / "transcripts" / f"{safe_name(doctor)}.jsonl"
     spath = Path(run_dir) / "shapley.jsonl"
     if not tpath.exists():
-        raise FileNotFoundError(f"{tpath}: no transcripts for doctor {doctor!r} in {run_dir}")
+        raise InputError(f"{tpath}: no transcripts for doctor {doctor!r} in {run_dir}")
     if not spath.exists():
-        raise FileNotFoundError(f"{spath}: no Shapley cache (run promed eval with --sig)")
+        raise InputError(f"{spath}: no Shapley cache (run promed eval with --sig)")
     shapley = {s.id: s for s in read_shapley(spath)}
     recs = [r for r in read_jsonl(tpath) if (r["id"] == case_id if case_id is not None else r["id"] in shapley)
             and r.get("sample", 0) == 0]
     if not recs:
         if case_id is None:
-            raise LookupError(f"{spath}: no case of doctor {doctor!r} has Shapley values (no question revealed a "
+            raise InputError(f"{spath}: no case of doctor {doctor!r} has Shapley values (no question revealed a "
                               "fact); pass --case, after computing its values with promed sig")
-        raise LookupError(f"case {case_id!r} is not in {tpath}")
+        raise InputError(f"case {case_id!r} is not in {tpath}")
     rec = min(recs, key=lambda r: r["id"])
     if rec["id"] not in shapley:
-        raise LookupError(f"case {rec['id']!r} has no Shapley values in {spath} (no question of this run revealed "
+        raise InputError(f"case {rec['id']!r} has no Shapley values in {spath} (no question of this run revealed "
                           "a fact in it; promed sig computes them for every case)")
     s = shapley[rec["id"]]
     verdict = "correct" if rec["correct"] else "wrong"

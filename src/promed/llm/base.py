@@ -19,6 +19,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from promed.errors import InputError
 from promed.types import Chat, Sampling
 
 
@@ -31,7 +32,7 @@ class LLM(Protocol):
     def score_options(self, prompts: Sequence[str], options: Sequence[Sequence[str]]) -> list[np.ndarray]: ...
 
 
-class SpecError(ValueError):
+class SpecError(InputError):
     """A model spec that cannot be parsed or loaded (reported by the CLI with exit code 2)."""
 
 
@@ -90,7 +91,7 @@ def parse_spec(spec: str) -> ModelSpec:
     )
 
 
-class ContextLengthError(ValueError):
+class ContextLengthError(InputError):
     """A prompt longer than the model's context (an input error). ``index`` is the prompt's position in the batch,
     so that callers can name the case it came from."""
 
@@ -109,4 +110,4 @@ def check_spec(option: str, spec: str | None, bayes: bool = False) -> None:
     try:
         parse_spec(spec)
     except SpecError as err:
-        raise ValueError(f"{option}: {err}{' (or bayes, or doctor:<model spec>)' if bayes else ''}") from None
+        raise InputError(f"{option}: {err}{' (or bayes, or doctor:<model spec>)' if bayes else ''}") from None

@@ -37,6 +37,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from promed.errors import InputError
 from promed.llm.packed_scoring import (
     Runner,
     build_rows,
@@ -88,7 +89,7 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     try:
         return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}: expected float32, bfloat16, float16 or auto") from None
+        raise InputError(f"unknown dtype {dtype!r}: expected float32, bfloat16, float16 or auto") from None
 
 
 def render_plain(chat: Chat) -> str:

@@ -65,6 +65,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
+from promed.errors import InputError
 from promed.llm.base import ServerError
 from promed.llm.hf import render_plain
 from promed.llm.http_retry import (  # noqa: F401  (max_request_seconds: part of this module's documented API)
@@ -107,13 +108,13 @@ class OpenAICompatBackend:
         from openai import OpenAI
 
         if mode not in ("chat", "completions"):
-            raise ValueError(f"mode must be 'chat' or 'completions', got {mode!r}")
+            raise InputError(f"mode must be 'chat' or 'completions', got {mode!r}")
         if concurrency < 1:
-            raise ValueError("concurrency must be >= 1")
+            raise InputError("concurrency must be >= 1")
         if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+            raise InputError(f"timeout must be > 0 seconds, got {timeout!r}")
         if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries!r}")
+            raise InputError(f"max_retries must be >= 0, got {max_retries!r}")
         self.model, self.base_url, self.mode = model, base_url, mode
         self.name = name or f"openai:{model}@{base_url}"
         self.concurrency, self.top_logprobs, self.missing_margin = concurrency, top_logprobs, missing_margin

@@ -22,6 +22,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from promed.errors import InputError
+
 
 @functools.cache
 def load_minilm(device: str = "cpu") -> Any:
@@ -117,6 +119,6 @@ def tuned_embedder(path: str, device: str = "cpu") -> Embedder:
     from sentence_transformers import SentenceTransformer
 
     if not (Path(path) / "modules.json").exists():
-        raise FileNotFoundError(f"no fine-tuned embedder under {path!r}; make it with "
+        raise InputError(f"no fine-tuned embedder under {path!r}; make it with "
                                 f"`python benchmarks/train_patient_matcher.py --kind bi --out {path}`")
     return Embedder(EmbedConfig(device=device), model=SentenceTransformer(path, device=device, local_files_only=True))

@@ -66,6 +66,7 @@ from typing import Sequence
 
 import numpy as np
 
+from promed.errors import InputError
 from promed.patient.categories import case_categories
 from promed.patient.embed import Embedder, default_embedder, tuned_embedder
 from promed.patient.glossary import expand_question, term_pattern
@@ -192,13 +193,13 @@ class FactPatientConfig:
 
     def __post_init__(self) -> None:
         if self.matcher_candidates < 1:
-            raise ValueError(f"matcher_candidates must be >= 1, got {self.matcher_candidates}")
+            raise InputError(f"matcher_candidates must be >= 1, got {self.matcher_candidates}")
         if not 0.0 <= self.matcher_weight <= 1.0:
-            raise ValueError(f"matcher_weight must be in [0, 1], got {self.matcher_weight}")
+            raise InputError(f"matcher_weight must be in [0, 1], got {self.matcher_weight}")
         if self.max_facts < 1:
-            raise ValueError(f"max_facts must be >= 1, got {self.max_facts}")
+            raise InputError(f"max_facts must be >= 1, got {self.max_facts}")
         if self.max_broad_facts < 1:
-            raise ValueError(f"max_broad_facts must be >= 1, got {self.max_broad_facts}")
+            raise InputError(f"max_broad_facts must be >= 1, got {self.max_broad_facts}")
 
 
 class FactPatient:

@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from promed.errors import InputError
 from promed.llm.base import LLM
 from promed.patient.guard import REFUSAL, guard_reply, safe_fact_ids
 from promed.types import Case, Chat, Generation, Sampling
@@ -116,7 +117,7 @@ class LLMPatient:
         temperature: float = 0.0,
     ):
         if max_facts < 1:
-            raise ValueError(f"max_facts must be >= 1, got {max_facts}")
+            raise InputError(f"max_facts must be >= 1, got {max_facts}")
         self.llm = llm
         self.config = LLMPatientConfig(guard, max_facts, max_new_tokens, temperature)
         self.name = f"llm:{getattr(llm, 'name', type(llm).__name__)}"

@@ -24,6 +24,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from promed.errors import InputError
+
 
 @functools.cache
 def load_cross_encoder(path: str, device: str = "cpu") -> Any:
@@ -31,7 +33,7 @@ def load_cross_encoder(path: str, device: str = "cpu") -> Any:
     from sentence_transformers.cross_encoder import CrossEncoder
 
     if not (Path(path) / "config.json").exists():
-        raise FileNotFoundError(f"no trained matcher under {path!r}; make it with "
+        raise InputError(f"no trained matcher under {path!r}; make it with "
                                 f"`python benchmarks/train_patient_matcher.py --out {path}`")
     return CrossEncoder(str(path), device=device, local_files_only=True)
 

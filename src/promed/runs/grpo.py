@@ -9,11 +9,13 @@ logged step.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from promed.io import atomic_write_json, manifest
-from promed.train.grpo import GRPORunConfig, load_cases, run_grpo
+from promed.errors import InputError
+from promed.io import JsonRecord, atomic_write_json, manifest
+from promed.train.grpo import GRPOResult, GRPORunConfig, load_cases, run_grpo
+from promed.train.hf_training import check_trainable_spec
 
 
 @dataclass(frozen=True)
@@ -24,36 +26,44 @@ class GrpoCommandConfig(GRPORunConfig):
                                                              "latest checkpoint). Required."})
 
 
-def check_model_spec(spec: str) -> None:
-    """A trainable model spec whose local checkpoint exists (checked before anything is computed or written)."""
-    from promed.llm.base import SpecError, parse_spec
+@dataclass(frozen=True)
+class GrpoSummary(JsonRecord):
+    """What ``promed grpo`` did (``summary.json``): :class:`promed.train.grpo.GRPOResult` without the per-step log,
+    plus the last logged step (TRL's and our ``promed/*`` metrics by name, as in ``log.jsonl``) and the credit."""
 
-    parsed = parse_spec(spec)
-    if parsed.kind not in ("hf", "gguf"):
-        raise SpecError(f"--model {spec!r}: GRPO trains hf:<id or dir>, gguf:<file> or gemma-270m")
-    target = parsed.target
-    local = target.startswith((".", "/", "~")) or Path(target).exists() or target.count("/") > 1
-    if parsed.kind == "hf" and local and not (Path(target).expanduser() / "config.json").is_file():
-        raise FileNotFoundError(f"--model {spec!r}: {target} is not a checkpoint directory (no config.json)")
-    if parsed.kind == "gguf" and target != "gemma-270m" and not Path(target).expanduser().is_file():
-        raise FileNotFoundError(f"--model {spec!r}: no such file")
+    model_dir: Path
+    completed: bool
+    steps: int
+    wall_s: float
+    rollout_s: float
+    episodes: int
+    shapley_s: float
+    shapley_cases: int
+    peak_rss_mb: float
+    resumed_from: Path | None
+    skipped: bool
+    last_step: dict | None
+    credit: str
+
+    @classmethod
+    def of(cls, res: GRPOResult, credit: str) -> "GrpoSummary":
+        same = {f.name: getattr(res, f.name) for f in fields(cls) if hasattr(res, f.name)}
+        return cls(**same, last_step=res.log[-1] if res.log else None, credit=credit)
 
 
-def run_grpo_command(cfg: GrpoCommandConfig, progress: bool = True) -> dict:
+def run_grpo_command(cfg: GrpoCommandConfig, progress: bool = True) -> GrpoSummary:
     """Check the inputs, write ``out/manifest.json``, train, write ``out/summary.json``; return the summary."""
     missing = [f"--{name}" for name in ("model", "out") if not getattr(cfg, name)]
     if missing:
-        raise ValueError(f"missing {' and '.join(missing)} (give it on the command line or in --config)")
+        raise InputError(f"missing {' and '.join(missing)} (give it on the command line or in --config)")
     if cfg.shapley is not None and not Path(cfg.shapley).is_file():
-        raise FileNotFoundError(f"{cfg.shapley}: no such file (--shapley takes a promed sig shapley.jsonl)")
-    check_model_spec(cfg.model)
+        raise InputError(f"{cfg.shapley}: no such file (--shapley takes a promed sig shapley.jsonl)")
+    check_trainable_spec(cfg.model)
     cases = load_cases(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "manifest.json", manifest(cfg, "grpo"))
     res = run_grpo(cfg, out, progress=progress, cases=cases)
-    summary = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(res).items() if k != "log"}
-    summary["last_step"] = res.log[-1] if res.log else None
-    summary["reward"] = cfg.reward
+    summary = GrpoSummary.of(res, cfg.credit)
     atomic_write_json(out / "summary.json", summary)
     return summary

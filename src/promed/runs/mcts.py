@@ -16,7 +16,7 @@ Outputs under ``out/``:
 * ``summary.json`` - cases, trajectories, mean return, trajectory accuracy, mean questions, SIG, wall time.
 
 Settings: :class:`MctsRunConfig` nests the stage configs - ``search`` (:class:`promed.search.mcts.MctsConfig`),
-``reward`` (:class:`promed.sig.reward.SigConfig`), ``patient`` (:class:`promed.runtime.PatientConfig`), ``data``
+``sig`` (:class:`promed.sig.reward.SigConfig`), ``patient`` (:class:`promed.runtime.PatientConfig`), ``data``
 (:class:`promed.data.sources.DataConfig`) - and adds what belongs to the run (candidates, export, seed, out).
 
 Selection rule (per case): trajectories ranked by :func:`promed.search.mcts.rank_trajectories` (correct first, then
@@ -42,9 +42,10 @@ import numpy as np
 
 from promed.data.sources import DataConfig
 from promed.doctor.actions import ANSWER_FORMATS
+from promed.errors import InputError
 from promed.eval.records import transcript_messages
 from promed.io import (
-    OVERWRITE_HELP,
+    OVERWRITE_HELP, JsonRecord,
     JsonlAppender, atomic_write_json, atomic_write_lines, check_out_dir, data_fingerprint, prepare_run,
     read_jsonl, repair_jsonl, start_run,
 )
@@ -77,7 +78,7 @@ class MctsRunConfig:
                                  metadata={"help": "Model servers (openai: specs): timeout, retries, concurrency."})
     patient: PatientConfig = field(default_factory=PatientConfig, metadata={"help": "Patient simulator."})
     search: MctsConfig = field(default_factory=MctsConfig, metadata={"help": "Search settings."})
-    reward: SigConfig = field(default_factory=SigConfig, metadata={"help": "SIG step reward (lam, weighting, "
+    sig: SigConfig = field(default_factory=SigConfig, metadata={"help": "SIG step reward (lam, weighting, "
                                                                           "temperature)."})
     sig_enabled: bool = field(default=True, metadata={"help": "Search with SIG step rewards; --no-sig: on "
                                                               "correctness only (w_sig = 0; SIG still recorded)."})
@@ -104,19 +105,19 @@ class MctsRunConfig:
 
     def __post_init__(self) -> None:
         if self.candidates not in SOURCES:
-            raise ValueError(f"--candidates must be one of {', '.join(SOURCES)}, got {self.candidates!r}")
+            raise InputError(f"--candidates must be one of {', '.join(SOURCES)}, got {self.candidates!r}")
         if self.answer_format not in ANSWER_FORMATS:
-            raise ValueError(f"--answer-format must be one of {', '.join(ANSWER_FORMATS)}, got {self.answer_format!r}")
+            raise InputError(f"--answer-format must be one of {', '.join(ANSWER_FORMATS)}, got {self.answer_format!r}")
         if self.if_none_correct not in ("skip", "best"):
-            raise ValueError(f"if_none_correct must be skip or best, got {self.if_none_correct!r}")
+            raise InputError(f"if_none_correct must be skip or best, got {self.if_none_correct!r}")
         for opt, value, low in (("--top-k", self.top_k, 1), ("--seed", self.seed, 0),
                                 ("batch_cases", self.batch_cases, 1), ("off_target", self.off_target, 0)):
             if value < low:
-                raise ValueError(f"{opt} must be >= {low}, got {value}")
+                raise InputError(f"{opt} must be >= {low}, got {value}")
         if self.estimator_budget is not None and self.estimator_budget < 1:
-            raise ValueError(f"estimator_budget must be >= 1, got {self.estimator_budget}")
+            raise InputError(f"estimator_budget must be >= 1, got {self.estimator_budget}")
         if not self.temperature >= 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+            raise InputError(f"temperature must be >= 0, got {self.temperature}")
         check_estimator("estimator", self.estimator)
         check_spec("--model", self.model)
         check_spec("--scorer", self.scorer, bayes=True)
@@ -173,7 +174,7 @@ def _done_ids(out: Path) -> set[str]:
 
 
 def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=None, source=None,
-             cases: list[Case] | None = None) -> dict:
+             cases: list[Case] | None = None) -> MctsSummary:
     """Search every case of ``cfg.data`` (skipping done ones), export trajectories, write and return the summary.
 
     ``patient``, ``scorer``, ``source`` and ``cases`` override what ``cfg`` would build (tests, benchmarks and
@@ -207,7 +208,7 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=
     run_manifest = prepare_run(out, cfg, "mcts", data_fingerprint(cases, cfg.data.data), cfg.overwrite)
     start_run(out, run_manifest, cfg.overwrite)  # only once every input problem had its chance to raise
     cache = ShapleyCache(value, choice, cfg.shapley_cache or out / "shapley.jsonl", cfg.seed)
-    annotator = SigAnnotator(cache, cfg.reward)
+    annotator = SigAnnotator(cache, cfg.sig)
 
     done = _done_ids(out)
     todo = [c for c in cases if c.id not in done]
@@ -225,7 +226,7 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=
                 weights = annotator.weights(case)
                 shapley_s = time.perf_counter() - ts
                 world = ConsultationWorld(case, patient, scorer, mcfg.max_questions, memo)
-                res = mcts_search(world, source, Rewarder(case, weights, cfg.reward.lam, mcfg), mcfg,
+                res = mcts_search(world, source, Rewarder(case, weights, cfg.sig.lam, mcfg), mcfg,
                                   np.random.default_rng(case_seed(cfg.seed, case)), top_k=max(cfg.top_k, 1))
                 records = export_trajectories(case, res, cfg.top_k, cfg.if_none_correct, mcfg.max_questions,
                                               cfg.answer_format)
@@ -238,12 +239,40 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=
     annotator.close()
     summary = summarise(out, {c.id for c in cases}, time.perf_counter() - t0)
     if loaded is not None:
-        summary["skipped"] = dict(loaded.skipped)
+        summary = dataclasses.replace(summary, skipped=dict(loaded.skipped))
     atomic_write_json(out / "summary.json", summary)
     return summary
 
 
-def summarise(out: Path, ids: set[str], wall_s: float) -> dict:
+@dataclass(frozen=True)
+class MctsSummary(JsonRecord):
+    """What ``promed mcts`` did (``summary.json``), over the cases of this run that are done (earlier invocations
+    included): how many were searched and exported, the best trajectories' means (return, accuracy, questions, SIG),
+    the exported rank-0 trajectories' means, time per case, model calls; ``skipped``: unusable cases of the data
+    file by reason (None when the caller passed the cases)."""
+
+    cases: int
+    searched: int
+    exported_cases: int
+    trajectories: int
+    mean_return: float | None
+    trajectory_accuracy: float | None
+    mean_questions: float | None
+    mean_sig: float | None
+    exported_mean_return: float | None
+    exported_mean_questions: float | None
+    mean_seconds_per_case: float | None
+    mean_search_seconds: float | None
+    mean_shapley_seconds: float | None
+    mean_nodes: float | None
+    patient_questions: int
+    scorer_queries: int
+    proposal_calls: int
+    wall_s: float
+    skipped: dict[str, int] | None = None
+
+
+def summarise(out: Path, ids: set[str], wall_s: float) -> MctsSummary:
     """Figures over the cases of this run that are done (including those done by earlier invocations)."""
     stats = [r for r in read_jsonl(out / "search.jsonl") if r["id"] in ids]
     trajs = [r for r in read_jsonl(out / "trajectories.jsonl") if r["id"] in ids]
@@ -253,24 +282,24 @@ def summarise(out: Path, ids: set[str], wall_s: float) -> dict:
         xs = [x for x in xs if x is not None]
         return round(float(np.mean(xs)), 6) if xs else None
 
-    return {
-        "cases": len(ids), "searched": len(stats), "exported_cases": sum(r["exported"] > 0 for r in stats),
-        "trajectories": len(trajs),
-        "mean_return": mean(r["best_return"] for r in best),
-        "trajectory_accuracy": mean(float(r["best_correct"]) for r in best),
-        "mean_questions": mean(r["best_questions"] for r in best),
-        "mean_sig": mean(r["best_sig"] for r in best),
-        "exported_mean_return": mean(r["reward"] for r in trajs if r["rank"] == 0),
-        "exported_mean_questions": mean(r["n_questions"] for r in trajs if r["rank"] == 0),
-        "mean_seconds_per_case": mean(r["seconds"] + r["shapley_seconds"] for r in stats),
-        "mean_search_seconds": mean(r["seconds"] for r in stats),
-        "mean_shapley_seconds": mean(r["shapley_seconds"] for r in stats),
-        "mean_nodes": mean(r["nodes"] for r in stats),
-        "patient_questions": int(sum(r["patient_questions"] + r["prefetched_questions"] for r in stats)),
-        "scorer_queries": int(sum(r["scorer_queries"] for r in stats)),
-        "proposal_calls": int(sum(r["proposal_calls"] for r in stats)),
-        "wall_s": round(wall_s, 3),
-    }
+    return MctsSummary(
+        cases=len(ids), searched=len(stats), exported_cases=sum(r["exported"] > 0 for r in stats),
+        trajectories=len(trajs),
+        mean_return=mean(r["best_return"] for r in best),
+        trajectory_accuracy=mean(float(r["best_correct"]) for r in best),
+        mean_questions=mean(r["best_questions"] for r in best),
+        mean_sig=mean(r["best_sig"] for r in best),
+        exported_mean_return=mean(r["reward"] for r in trajs if r["rank"] == 0),
+        exported_mean_questions=mean(r["n_questions"] for r in trajs if r["rank"] == 0),
+        mean_seconds_per_case=mean(r["seconds"] + r["shapley_seconds"] for r in stats),
+        mean_search_seconds=mean(r["seconds"] for r in stats),
+        mean_shapley_seconds=mean(r["shapley_seconds"] for r in stats),
+        mean_nodes=mean(r["nodes"] for r in stats),
+        patient_questions=int(sum(r["patient_questions"] + r["prefetched_questions"] for r in stats)),
+        scorer_queries=int(sum(r["scorer_queries"] for r in stats)),
+        proposal_calls=int(sum(r["proposal_calls"] for r in stats)),
+        wall_s=round(wall_s, 3),
+    )
 
 
 def _bar(enabled: bool, total: int, initial: int):

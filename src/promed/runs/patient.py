@@ -27,6 +27,7 @@ from typing import Sequence
 
 from promed.data.questions import PatientQuestion
 from promed.data.sources import DataConfig
+from promed.errors import InputError
 from promed.eval.patient_metrics import PatientScores, score_replies, scores_by_kind
 from promed.io import (
     NON_BINDING, OVERWRITE_HELP, atomic_write_json, atomic_write_lines, check_out_dir, data_fingerprint, prepare_run,
@@ -66,7 +67,7 @@ class PatientRunConfig:
     def __post_init__(self) -> None:
         check_spec("--model", self.model)
         if self.batch_size < 1:
-            raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}")
+            raise InputError(f"--batch-size must be >= 1, got {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,9 @@ def run_patient(cfg: PatientRunConfig, progress: bool = True) -> PatientRunResul
 
     # every check before the first byte is written (the option values were checked when cfg was built)
     if cfg.questions is None:
-        raise ValueError("missing --questions (give it on the command line or in --config)")
+        raise InputError("missing --questions (give it on the command line or in --config)")
     if cfg.simulator.kind == "llm" and not cfg.model:
-        raise ValueError("--patient llm needs --model SPEC")
+        raise InputError("--patient llm needs --model SPEC")
     loaded = load_data(cfg.data)
     cases = loaded.cases
     questions = load_questions(cfg.questions, cases)

@@ -30,9 +30,13 @@ from pathlib import Path
 from promed.config import EvalConfig
 from promed.data.sources import DataConfig
 from promed.env.consultation import EnvConfig
-from promed.io import atomic_write_json, atomic_write_text, manifest
-from promed.runs.grpo import GrpoCommandConfig, run_grpo_command
-from promed.runs.stage1 import PRESETS, Stage1Config, peak_rss_mib
+from promed.errors import InputError
+from promed.eval.metrics import Metrics
+from promed.io import JsonRecord, atomic_write_json, atomic_write_text, manifest
+from promed.runs.grpo import GrpoCommandConfig, GrpoSummary, run_grpo_command
+from promed.runs.mcts import MctsSummary
+from promed.runs.pretrain import PretrainSummary
+from promed.runs.stage1 import PRESETS, SftBrief, Stage1Config, peak_rss_mib
 from promed.train.advantages import CREDITS
 from promed.train.grpo import GRPORunConfig, plot_curves, read_log
 
@@ -55,10 +59,10 @@ class RunConfig:
                                  metadata={"help": "Stages 0 and 1 (pretraining, MCTS, SFT): promed stage1's settings; "
                                                    "its out, seed and evaluation are this run's."})
     grpo: GRPORunConfig = field(default_factory=GRPORunConfig,
-                                metadata={"help": "Stage 2 settings shared by every arm (model: OUT/sft; reward: per "
+                                metadata={"help": "Stage 2 settings shared by every arm (model: OUT/sft; credit: per "
                                                   "arm)."})
     arms: tuple[str, ...] = field(default=("sig-mixed", "outcome"),
-                                  metadata={"help": "GRPO arms, each a --reward value, trained from the same SFT "
+                                  metadata={"help": "GRPO arms, each a --credit value, trained from the same SFT "
                                                     "checkpoint into OUT/grpo-<arm>. The preset's SIG arm is "
                                                     "sig-mixed: the reference's token scheme (sig) stops the small "
                                                     "doctor asking within 30 steps (BENCHMARKS.md, Stage 2)."})
@@ -78,17 +82,17 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}: available: {', '.join(PRESETS)}")
+            raise InputError(f"unknown preset {self.preset!r}: available: {', '.join(PRESETS)}")
         bad = [a for a in self.arms if a not in CREDITS]
         if bad or not self.arms:
-            raise ValueError(f"--arms: each arm is one of {', '.join(CREDITS)}; got {','.join(self.arms) or 'none'}")
+            raise InputError(f"--arms: each arm is one of {', '.join(CREDITS)}; got {','.join(self.arms) or 'none'}")
         bad = [a for a in self.ablations if a not in ABLATIONS]
         if bad:
-            raise ValueError(f"--ablation: each is one of {', '.join(ABLATIONS)}; got {','.join(bad)}")
+            raise InputError(f"--ablation: each is one of {', '.join(ABLATIONS)}; got {','.join(bad)}")
         if self.ablations and self.sig_arm is None:
-            raise ValueError("--ablation varies the SIG arm: --arm needs one that is not outcome")
+            raise InputError("--ablation varies the SIG arm: --arm needs one that is not outcome")
         if self.test_cases < 1:
-            raise ValueError(f"--test-cases must be >= 1, got {self.test_cases}")
+            raise InputError(f"--test-cases must be >= 1, got {self.test_cases}")
 
     @property
     def sig_arm(self) -> str | None:
@@ -96,7 +100,7 @@ class RunConfig:
         return next((a for a in self.arms if a != "outcome"), None)
 
     def arm_rows(self) -> dict[str, str]:
-        """Every GRPO arm: its row name (the folder is ``ARM_DIR.format(row)``) -> a ``--reward`` value or an
+        """Every GRPO arm: its row name (the folder is ``ARM_DIR.format(row)``) -> a ``--credit`` value or an
         :data:`ABLATIONS` name; the main arms first, then the ablations."""
         return {**{a: a for a in self.arms}, **{f"{self.sig_arm}-{name}": name for name in self.ablations}}
 
@@ -119,10 +123,10 @@ class RunConfig:
 
 
 def arm_config(cfg: RunConfig, arm: str, shapley: Path | None, progress: bool) -> GrpoCommandConfig:
-    """The ``promed grpo`` settings of one arm of a resolved run: a ``--reward`` value or an :data:`ABLATIONS` name."""
+    """The ``promed grpo`` settings of one arm of a resolved run: a ``--credit`` value or an :data:`ABLATIONS` name."""
     fields = {f.name: getattr(cfg.grpo, f.name) for f in dataclasses.fields(GRPORunConfig)}
     if arm in ABLATIONS:
-        name, reward = f"{cfg.sig_arm}-{arm}", cfg.sig_arm
+        name, credit = f"{cfg.sig_arm}-{arm}", cfg.sig_arm
         if arm == "lam0":
             fields["sig"] = dataclasses.replace(cfg.grpo.sig, lam=0.0)
         elif arm == "softmax":
@@ -130,12 +134,36 @@ def arm_config(cfg: RunConfig, arm: str, shapley: Path | None, progress: bool) -
         else:
             fields["model"] = f"hf:{cfg.out / 'pretrain'}"
     else:
-        name, reward = arm, arm
-    fields.update(reward=reward, shapley=shapley, progress_bar=progress, out=cfg.out / ARM_DIR.format(name))
+        name, credit = arm, arm
+    fields.update(credit=credit, shapley=shapley, progress_bar=progress, out=cfg.out / ARM_DIR.format(name))
     return GrpoCommandConfig(**fields)
 
 
-def run_pipeline(cfg: RunConfig, progress: bool = True) -> dict:
+@dataclass(frozen=True)
+class StepCost(JsonRecord):
+    """One step of a run: wall time (s) and the process's peak memory so far (MiB)."""
+
+    wall_s: float
+    peak_rss_mib: float
+
+
+@dataclass(frozen=True)
+class RunSummary(JsonRecord):
+    """What ``promed run`` did (``run.json``): the resolved config, each step's cost and result, every doctor's
+    metrics on the test cases (row name -> metrics, as in ``ablation.md``) and the checkpoints behind the rows."""
+
+    config: dict
+    steps: dict[str, StepCost]
+    total_s: float
+    pretrain: PretrainSummary
+    mcts: MctsSummary
+    sft: SftBrief
+    grpo: dict[str, GrpoSummary]
+    doctors: dict[str, Metrics]
+    checkpoints: dict[str, Path]
+
+
+def run_pipeline(cfg: RunConfig, progress: bool = True) -> RunSummary:
     """Run every step (module docs) into ``cfg.out``; write and return ``run.json``'s content."""
     from promed.eval.evaluate import run_eval
     from promed.runs.mcts import run_mcts
@@ -148,20 +176,20 @@ def run_pipeline(cfg: RunConfig, progress: bool = True) -> dict:
     resolved = manifest(cfg, "run")
     atomic_write_json(out / "manifest.json", resolved)
     s1 = cfg.stage1
-    steps: dict[str, dict] = {}
+    steps: dict[str, StepCost] = {}
 
     def timed(name: str, fn):
         t0 = time.perf_counter()
         result = fn()
-        steps[name] = {"wall_s": round(time.perf_counter() - t0, 1), "peak_rss_mib": round(peak_rss_mib(), 1)}
+        steps[name] = StepCost(wall_s=round(time.perf_counter() - t0, 1), peak_rss_mib=round(peak_rss_mib(), 1))
         return result
 
     pretrain = timed("pretrain", lambda: run_pretrain_command(s1.pretrain_config(progress), progress=progress))
-    if not pretrain["completed"]:
+    if not pretrain.completed:
         raise RuntimeError(f"pretraining stopped before its last step ({out / 'pretrain'}); re-run to resume")
     mcts = timed("mcts", lambda: run_mcts(s1.mcts_config(), progress=progress))
     sft = timed("sft", lambda: run_sft(out / "mcts" / "trajectories.jsonl", out / "sft", s1.sft_config(progress)))
-    arms: dict[str, dict] = {}
+    arms: dict[str, GrpoSummary] = {}
     shared: Path | None = None
     rows = cfg.arm_rows()
     for row, arm in rows.items():
@@ -180,17 +208,11 @@ def run_pipeline(cfg: RunConfig, progress: bool = True) -> dict:
     table = {label.get(name, name): m for name, m in results.items()}
     reactive = table.get("reactive")
     atomic_write_text(out / "ablation.md", ablation_markdown(table, reactive.accuracy if reactive else None))
-    summary = {
-        "config": resolved["config"],
-        "steps": steps,
-        "total_s": round(sum(s["wall_s"] for s in steps.values()), 1),
-        "pretrain": pretrain, "mcts": mcts,
-        "sft": {"steps": sft.steps, "final_loss": sft.losses[-1] if sft.losses else None, "wall_s": sft.wall_s},
-        "grpo": arms,
-        "doctors": {name: m.to_json() for name, m in table.items()},
-        "checkpoints": {name: str(d) for name, d in doctors.items()},
-    }
-    atomic_write_json(out / "ablation.json", {"doctors": summary["doctors"], "checkpoints": summary["checkpoints"]})
+    summary = RunSummary(
+        config=resolved["config"], steps=steps, total_s=round(sum(s.wall_s for s in steps.values()), 1),
+        pretrain=pretrain, mcts=mcts, sft=SftBrief.of(sft), grpo=arms, doctors=table, checkpoints=doctors,
+    )
+    atomic_write_json(out / "ablation.json", {"doctors": table, "checkpoints": doctors})
     atomic_write_json(out / "run.json", summary)
     return summary
 

@@ -14,11 +14,12 @@ the same command returns its summary without generating the data again (what ``p
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from promed.io import atomic_write_json, check_out_dir, data_fingerprint, prepare_run, start_run
+from promed.io import JsonRecord, atomic_write_json, check_out_dir, data_fingerprint, prepare_run, start_run
 from promed.train.pretrain import DEFAULT_ANSWER_FORMAT, PretrainConfig, run_pretrain
 
 
@@ -34,16 +35,41 @@ def checkpoint_answer_format(ckpt: Path) -> str:
     return DEFAULT_ANSWER_FORMAT
 
 
-def _completed_summary(out: Path) -> dict | None:
+@dataclass(frozen=True)
+class PretrainSummary(JsonRecord):
+    """What ``promed pretrain`` did (``summary.json``): ``model_dir`` is ``out`` once ``completed``, else the last
+    checkpoint; ``skipped``: the run had completed before and was not repeated (not stored in the file)."""
+
+    completed: bool
+    model_dir: str
+    steps: int
+    params: int
+    examples: int
+    dropped_too_long: int
+    final_loss: float | None
+    data_seconds: float
+    wall_seconds_this_run: float
+    resumed_from: str | None
+    skipped: bool = False
+
+    def to_json(self) -> dict:
+        rec = super().to_json()
+        del rec["skipped"]
+        return rec
+
+
+def _completed_summary(out: Path) -> PretrainSummary | None:
     """The summary of a run in ``out`` that already finished (its final model written), else None."""
     path = out / "summary.json"
     if not (path.is_file() and (out / "config.json").is_file()):
         return None
-    summary = json.loads(path.read_text(encoding="utf-8"))
-    return summary if summary.get("completed") else None
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    names = {f.name for f in dataclasses.fields(PretrainSummary)}
+    summary = PretrainSummary(**{k: v for k, v in rec.items() if k in names})
+    return summary if summary.completed else None
 
 
-def run_pretrain_command(cfg: PretrainConfig, progress: bool = True) -> dict:
+def run_pretrain_command(cfg: PretrainConfig, progress: bool = True) -> PretrainSummary:
     """Check ``--out``, write the manifest, train (resuming), write ``summary.json``; return the summary. A run
     that already completed with these settings is not repeated (its summary comes back with ``skipped`` true)."""
     from promed.data.synthclinic import generate_cases
@@ -55,14 +81,14 @@ def run_pretrain_command(cfg: PretrainConfig, progress: bool = True) -> dict:
     start_run(out, run_manifest, cfg.overwrite)
     done = _completed_summary(out)
     if done is not None:
-        return {**done, "skipped": True}
+        return replace(done, skipped=True)
     res = run_pretrain(replace(cfg, progress_bar=progress and cfg.progress_bar, resume=True), out)
     sft = res.sft
-    summary = {
-        "completed": sft.completed, "model_dir": str(sft.model_dir), "steps": sft.steps, "params": res.n_params,
-        "examples": sft.n_examples, "dropped_too_long": sft.n_dropped,
-        "final_loss": sft.losses[-1] if sft.losses else None, "data_seconds": res.data_s,
-        "wall_seconds_this_run": sft.wall_s, "resumed_from": str(sft.resumed_from) if sft.resumed_from else None,
-    }
+    summary = PretrainSummary(
+        completed=sft.completed, model_dir=str(sft.model_dir), steps=sft.steps, params=res.n_params,
+        examples=sft.n_examples, dropped_too_long=sft.n_dropped, final_loss=sft.losses[-1] if sft.losses else None,
+        data_seconds=res.data_s, wall_seconds_this_run=sft.wall_s,
+        resumed_from=str(sft.resumed_from) if sft.resumed_from else None,
+    )
     atomic_write_json(out / "summary.json", summary)
-    return {**summary, "skipped": False}
+    return summary

@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from promed.errors import InputError
 from promed.io import atomic_write_json, manifest
-from promed.train.sft import SFTResult, SFTRunConfig, run_sft
+from promed.train.data import load_chat_jsonl
+from promed.train.hf_training import check_trainable_spec
+from promed.train.sft import SMALL_SPEC, SFTResult, SFTRunConfig, run_sft
 
 
 @dataclass(frozen=True)
@@ -27,13 +30,19 @@ class SftCommandConfig(SFTRunConfig):
 
 
 def run_sft_command(cfg: SftCommandConfig) -> SFTResult:
-    """Check the paths, write ``out/manifest.json`` and train (see :func:`promed.train.sft.run_sft`)."""
+    """Check every input (paths, the model spec, the trajectories), then write ``out/manifest.json`` and train (see
+    :func:`promed.train.sft.run_sft`); bad input leaves nothing behind."""
     missing = [f"--{name}" for name in ("train", "out") if getattr(cfg, name) is None]
     if missing:
-        raise ValueError(f"missing {' and '.join(missing)} (give it on the command line or in --config)")
+        raise InputError(f"missing {' and '.join(missing)} (give it on the command line or in --config)")
     for path in (cfg.train, cfg.eval):
         if path is not None and not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: no such file")
+            raise InputError(f"{path}: no such file")
+    if cfg.model != SMALL_SPEC:
+        check_trainable_spec(cfg.model)
+    for path in (cfg.train, cfg.eval):
+        if path is not None:
+            load_chat_jsonl(path)  # a malformed file is an input error now, not after the directory exists
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "manifest.json", manifest(cfg, "sft"))

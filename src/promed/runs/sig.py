@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from promed.data.sources import DataConfig
+from promed.errors import InputError
 from promed.io import (
-    OVERWRITE_HELP, atomic_write_json, check_out_dir, data_fingerprint, prepare_run, start_run,
+    OVERWRITE_HELP, JsonRecord, atomic_write_json, check_out_dir, data_fingerprint, prepare_run, start_run,
 )
 from promed.llm.base import check_spec
 from promed.runtime import ServerConfig
@@ -48,9 +49,9 @@ class SigRunConfig:
     def __post_init__(self) -> None:
         check_estimator("--estimator", self.estimator)
         if self.budget is not None and self.budget < 1:
-            raise ValueError(f"--budget must be >= 1, got {self.budget} (leave it out for 10 evaluations per fact)")
+            raise InputError(f"--budget must be >= 1, got {self.budget} (leave it out for 10 evaluations per fact)")
         if self.seed < 0:
-            raise ValueError(f"--seed must be >= 0, got {self.seed}")
+            raise InputError(f"--seed must be >= 0, got {self.seed}")
         check_spec("--scorer", self.scorer, bayes=True)
 
 
@@ -59,7 +60,27 @@ class SigRunConfig:
 # check_scorer_fits: promed.runtime.
 
 
-def run_sig(cfg: SigRunConfig, progress: bool = True) -> dict:
+@dataclass(frozen=True)
+class SigSummary(JsonRecord):
+    """What ``promed sig`` did (``summary.json``): cases, unusable cases skipped by reason, cases computed by this
+    call, the scorer and estimator, and means over the cases (facts, value evaluations, seconds, v(empty), v(all)),
+    with the largest efficiency gap |sum(phi) - (v(all) - v(empty))|."""
+
+    n_cases: int
+    skipped: dict[str, int]
+    computed_now: int
+    scorer: str
+    estimator: str
+    mean_facts: float
+    mean_n_evals: float
+    mean_seconds_per_case: float
+    wall_seconds_this_run: float
+    mean_v_empty: float
+    mean_v_full: float
+    max_efficiency_gap: float
+
+
+def run_sig(cfg: SigRunConfig, progress: bool = True) -> SigSummary:
     from promed.data.sources import load_data
     from promed.runtime import check_scorer_fits, is_synthetic, make_scorer
     from promed.sig.value import ScorerValue
@@ -85,16 +106,15 @@ def run_sig(cfg: SigRunConfig, progress: bool = True) -> dict:
             cache.get(case)
         recs = [cache.get(c) for c in cases]
     gaps = [abs(r.efficiency_gap) for r in recs]
-    summary = {
-        "n_cases": len(recs), "skipped": dict(loaded.skipped), "computed_now": len(todo), "scorer": value.id,
-        "estimator": cfg.estimator,
-        "mean_facts": statistics.fmean(r.n_facts for r in recs) if recs else 0.0,
-        "mean_n_evals": statistics.fmean(r.n_evals for r in recs) if recs else 0.0,
-        "mean_seconds_per_case": statistics.fmean(r.seconds for r in recs) if recs else 0.0,
-        "wall_seconds_this_run": round(time.perf_counter() - t0, 3),
-        "mean_v_empty": statistics.fmean(r.v_empty for r in recs) if recs else 0.0,
-        "mean_v_full": statistics.fmean(r.v_full for r in recs) if recs else 0.0,
-        "max_efficiency_gap": max(gaps) if gaps else 0.0,
-    }
+    def mean(xs) -> float:
+        return statistics.fmean(xs) if recs else 0.0
+
+    summary = SigSummary(
+        n_cases=len(recs), skipped=dict(loaded.skipped), computed_now=len(todo), scorer=value.id,
+        estimator=cfg.estimator, mean_facts=mean(r.n_facts for r in recs), mean_n_evals=mean(r.n_evals for r in recs),
+        mean_seconds_per_case=mean(r.seconds for r in recs), wall_seconds_this_run=round(time.perf_counter() - t0, 3),
+        mean_v_empty=mean(r.v_empty for r in recs), mean_v_full=mean(r.v_full for r in recs),
+        max_efficiency_gap=max(gaps) if gaps else 0.0,
+    )
     atomic_write_json(out / "summary.json", summary)
     return summary

@@ -23,12 +23,15 @@ from pathlib import Path
 from promed.config import EvalConfig
 from promed.data.sources import DataConfig
 from promed.env.consultation import EnvConfig
-from promed.io import atomic_write_json, manifest
-from promed.runs.mcts import MctsRunConfig
+from promed.errors import InputError
+from promed.eval.metrics import Metrics
+from promed.io import JsonRecord, atomic_write_json, manifest
+from promed.runs.mcts import MctsRunConfig, MctsSummary
+from promed.runs.pretrain import PretrainSummary
 from promed.search.mcts import MctsConfig
 from promed.sig.reward import SigConfig
 from promed.train.pretrain import PretrainConfig
-from promed.train.sft import SFTRunConfig
+from promed.train.sft import SFTResult, SFTRunConfig
 
 PRESETS = ("synthclinic",)
 
@@ -37,7 +40,7 @@ PRESETS = ("synthclinic",)
 class Stage1Config:
     """``promed stage1``: the preset that runs Stage 1 end to end (defaults: the SynthClinic CPU preset).
 
-    The stage configs are nested (``search``, ``reward``, ``sft``); the preset's own values are the defaults given
+    The stage configs are nested (``search``, ``sig``, ``sft``); the preset's own values are the defaults given
     here, chosen by measurement on a 2-core CPU (BENCHMARKS.md, Stage 1): ``search.gamma`` 0.9 makes the search put
     the most informative questions first and answer once the case is settled (shorter trajectories, a sharper
     imitation target, half the search and SFT time at the same accuracy); five SFT epochs at batch 16 and lr 3e-3
@@ -54,7 +57,7 @@ class Stage1Config:
     test_cases: int = field(default=500, metadata={"help": "SynthClinic test cases for the evaluation."})
     search: MctsConfig = field(default_factory=lambda: MctsConfig(gamma=0.9),
                                metadata={"help": "MCTS settings (the preset: gamma 0.9)."})
-    reward: SigConfig = field(default_factory=SigConfig, metadata={"help": "SIG step reward of the search."})
+    sig: SigConfig = field(default_factory=SigConfig, metadata={"help": "SIG step reward of the search."})
     sig_enabled: bool = field(default=True, metadata={"help": "Search with SIG step rewards (false: correctness "
                                                               "only)."})
     top_k: int = field(default=1, metadata={"help": "Trajectories exported per training case (more: better "
@@ -83,12 +86,12 @@ class Stage1Config:
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}: available: {', '.join(PRESETS)}")
+            raise InputError(f"unknown preset {self.preset!r}: available: {', '.join(PRESETS)}")
         for name, value in (("train-cases", self.train_cases), ("test-cases", self.test_cases), ("top-k", self.top_k)):
             if value < 1:
-                raise ValueError(f"--{name} must be >= 1, got {value}")
+                raise InputError(f"--{name} must be >= 1, got {value}")
         if self.from_scratch and self.pretrained is not None:
-            raise ValueError("--from-scratch and --pretrained exclude each other")
+            raise InputError("--from-scratch and --pretrained exclude each other")
 
     def pretrain_config(self, progress: bool = True) -> PretrainConfig:
         return dataclasses.replace(self.pretrain, out=self.out / "pretrain", progress_bar=progress)
@@ -111,7 +114,7 @@ class Stage1Config:
 
     def mcts_config(self, out: Path | None = None) -> MctsRunConfig:
         return MctsRunConfig(data=DataConfig(split="train", limit=self.train_cases), search=self.search,
-                             reward=self.reward, sig_enabled=self.sig_enabled, top_k=self.top_k, seed=self.seed,
+                             sig=self.sig, sig_enabled=self.sig_enabled, top_k=self.top_k, seed=self.seed,
                              answer_format=self.answer_format(), out=out or self.out / "mcts")
 
     def sft_config(self, progress: bool = True) -> SFTRunConfig:
@@ -132,7 +135,48 @@ def peak_rss_mib() -> float:
     return max(own, kids) / 1024
 
 
-def run_stage1(cfg: Stage1Config, progress: bool = True) -> dict:
+@dataclass(frozen=True)
+class SftBrief(JsonRecord):
+    """An SFT step of a pipeline: optimizer steps, last logged loss, examples trained on, wall time."""
+
+    steps: int
+    final_loss: float | None
+    examples: int
+    wall_s: float
+
+    @classmethod
+    def of(cls, res: SFTResult) -> "SftBrief":
+        return cls(steps=res.steps, final_loss=res.losses[-1] if res.losses else None, examples=res.n_examples,
+                   wall_s=res.wall_s)
+
+
+@dataclass(frozen=True)
+class Stage1Summary(JsonRecord):
+    """What ``promed stage1`` did (``stage1.json``): the resolved config, each step's result (``pretrain`` None
+    when a pretrained doctor was given or none is used), every doctor's metrics on the test cases, the fine-tuned
+    doctor's spec, each step's wall time in seconds (``pretrain_s`` None without pretraining) and the peak memory."""
+
+    config: dict
+    pretrain: PretrainSummary | None
+    mcts: MctsSummary
+    sft: SftBrief
+    eval: dict[str, Metrics]
+    sft_doctor: str
+    pretrain_s: float | None
+    mcts_s: float
+    sft_s: float
+    eval_s: float
+    total_s: float
+    peak_rss_mib: float
+
+    def to_json(self) -> dict:
+        rec = super().to_json()
+        if self.pretrain_s is None:
+            del rec["pretrain_s"]
+        return rec
+
+
+def run_stage1(cfg: Stage1Config, progress: bool = True) -> Stage1Summary:
     from promed.eval.evaluate import run_eval
     from promed.runs.mcts import run_mcts
     from promed.train.sft import run_sft
@@ -142,14 +186,14 @@ def run_stage1(cfg: Stage1Config, progress: bool = True) -> dict:
     resolved = manifest(cfg, "stage1")
     atomic_write_json(out / "manifest.json", resolved)
     times: dict[str, float] = {}
-    pretrain: dict | None = None
+    pretrain: PretrainSummary | None = None
     if not cfg.from_scratch and cfg.pretrained is None:
         from promed.runs.pretrain import run_pretrain_command
 
         t0 = time.perf_counter()
         pretrain = run_pretrain_command(cfg.pretrain_config(progress), progress=progress)
         times["pretrain_s"] = time.perf_counter() - t0
-        if not pretrain["completed"]:
+        if not pretrain.completed:
             raise RuntimeError(f"pretraining stopped before its last step ({out / 'pretrain'}); re-run to resume")
     t0 = time.perf_counter()
     mcts = run_mcts(cfg.mcts_config(), progress=progress)
@@ -165,18 +209,12 @@ def run_stage1(cfg: Stage1Config, progress: bool = True) -> dict:
     results = run_eval(cfg.eval_config((*cfg.baselines, doctor, asker)), progress=progress)
     times["eval_s"] = time.perf_counter() - t0
 
-    summary = {
-        "config": resolved["config"],
-        "pretrain": pretrain,
-        "mcts": mcts,
-        "sft": {"steps": sft.steps, "final_loss": sft.losses[-1] if sft.losses else None,
-                "examples": sft.n_examples, "wall_s": sft.wall_s},
-        "eval": {name: m.to_json() for name, m in results.items()},
-        "sft_doctor": doctor,
-        **{k: round(v, 1) for k, v in times.items()},
-        "total_s": round(sum(times.values()), 1),
-        "peak_rss_mib": round(peak_rss_mib(), 1),
-    }
+    seconds = {k: round(v, 1) for k, v in times.items()}
+    summary = Stage1Summary(
+        config=resolved["config"], pretrain=pretrain, mcts=mcts, sft=SftBrief.of(sft), eval=dict(results),
+        sft_doctor=doctor, pretrain_s=seconds.get("pretrain_s"), mcts_s=seconds["mcts_s"], sft_s=seconds["sft_s"],
+        eval_s=seconds["eval_s"], total_s=round(sum(times.values()), 1), peak_rss_mib=round(peak_rss_mib(), 1),
+    )
     atomic_write_json(out / "stage1.json", summary)
     return summary
 

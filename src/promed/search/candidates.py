@@ -30,6 +30,7 @@ import numpy as np
 from promed.doctor.actions import normalise_question, parse_action
 from promed.doctor.policy import view_to_chat
 from promed.doctor.questions import GENERIC_QUESTIONS
+from promed.errors import InputError
 from promed.llm.base import LLM
 from promed.search.mcts import CandidateSource, Proposal
 from promed.types import Answer, Ask, Case, DoctorView, Fact, Generation, Invalid, Sampling
@@ -277,7 +278,7 @@ def build_source(name: str, llm: LLM | None = None, temperature: float = 1.0,
         return FactQuestions(llm, off_target=off_target)
     if name in ("policy", "both"):
         if llm is None:
-            raise ValueError(f"candidate source {name!r} needs a model (--model SPEC)")
+            raise InputError(f"candidate source {name!r} needs a model (--model SPEC)")
         policy = PolicyQuestions(llm, temperature=temperature)
         return policy if name == "policy" else UnionSource(policy, FactQuestions(llm, off_target=off_target))
-    raise ValueError(f"unknown candidate source {name!r}; choose from {', '.join(SOURCES)}")
+    raise InputError(f"unknown candidate source {name!r}; choose from {', '.join(SOURCES)}")

@@ -60,6 +60,7 @@ import numpy as np
 
 from promed.doctor.actions import normalise_question
 from promed.env.consultation import DialogueState, dialogue_view, transition
+from promed.errors import InputError
 from promed.sig.reward import sig_of_turns
 from promed.types import Answer, Ask, Case, DoctorView, Patient, Scorer, Transcript, Turn
 
@@ -88,11 +89,11 @@ class MctsConfig:
         for name, value, low in (("iterations", self.iterations, 1), ("width", self.width, 1),
                                  ("max-questions", self.max_questions, 0)):
             if value < low:
-                raise ValueError(f"--{name} must be >= {low}, got {value}")
+                raise InputError(f"--{name} must be >= {low}, got {value}")
         if not 0.0 < self.gamma <= 1.0:
-            raise ValueError(f"--gamma must be in (0, 1], got {self.gamma}")
+            raise InputError(f"--gamma must be in (0, 1], got {self.gamma}")
         if self.rollout not in ("greedy", "random"):
-            raise ValueError(f"rollout must be greedy or random, got {self.rollout!r}")
+            raise InputError(f"rollout must be greedy or random, got {self.rollout!r}")
 
 
 # ---- world model ----------------------------------------------------------------------------------------------

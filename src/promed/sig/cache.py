@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from promed.errors import InputError
 from promed.io import JsonlAppender, load_jsonl
 from promed.sig.shapley import ShapleyResult, get_estimator
 from promed.sig.value import ValueFunction, set_function
@@ -91,7 +92,7 @@ class ShapleyRecord:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in ("phi", "stderr"):
             if len(getattr(self, name)) != len(self.facts):
-                raise ValueError(f"Shapley record {self.id!r}: field {name!r} has {len(getattr(self, name))} "
+                raise InputError(f"Shapley record {self.id!r}: field {name!r} has {len(getattr(self, name))} "
                                  f"values for {len(self.facts)} facts")
 
     @property
@@ -134,11 +135,11 @@ class ShapleyRecord:
     def from_json(cls, rec: object) -> "ShapleyRecord":
         """Parse and validate one line; a ValueError names the field at fault. Unknown fields are ignored."""
         if not isinstance(rec, dict):
-            raise ValueError(f"Shapley record must be a JSON object, got {type(rec).__name__}")
+            raise InputError(f"Shapley record must be a JSON object, got {type(rec).__name__}")
         where = f"Shapley record {rec.get('id')!r}"
         for f in fields(cls):
             if f.name not in rec:
-                raise ValueError(f"{where}: missing field {f.name!r}")
+                raise InputError(f"{where}: missing field {f.name!r}")
 
         def bad(name: str, what: str) -> ValueError:
             return ValueError(f"{where}: field {name!r} must be {what}, got {rec[name]!r:.80}")
@@ -201,7 +202,7 @@ def _records(path: Path, lines) -> list[ShapleyRecord]:
         try:
             out.append(ShapleyRecord.from_json(json.loads(line) if isinstance(line, str) else line))
         except ValueError as e:  # json.JSONDecodeError is a ValueError too
-            raise ValueError(f"{path}:{lineno}: {e}") from e
+            raise InputError(f"{path}:{lineno}: {e}") from e
     return out
 
 
@@ -286,7 +287,7 @@ def check_estimator(option: str, name: str) -> None:
     from promed.sig.shapley import ESTIMATORS
 
     if name != "auto" and name not in ESTIMATORS:
-        raise ValueError(f"{option} must be auto, {', '.join(ESTIMATORS)}; got {name!r}")
+        raise InputError(f"{option} must be auto, {', '.join(ESTIMATORS)}; got {name!r}")
 
 
 def check_estimator_budget(choice: EstimatorChoice, cases: list[Case], cheap: bool,
@@ -307,11 +308,11 @@ def check_estimator_budget(choice: EstimatorChoice, cases: list[Case], cheap: bo
         name, budget = choice.resolve(n, cheap)
         if name == "exact":
             if n > max_exact:
-                raise ValueError(f"{est_opt} exact: case {case.id!r} has {n} facts; exact enumeration takes at most "
+                raise InputError(f"{est_opt} exact: case {case.id!r} has {n} facts; exact enumeration takes at most "
                                  f"{max_exact} (2^n evaluations): use {est_opt} kernel")
             if budget is not None and budget < 2**n:
-                raise ValueError(f"{budget_opt} {budget} is too small: exact enumeration of case {case.id!r} ({n} "
+                raise InputError(f"{budget_opt} {budget} is too small: exact enumeration of case {case.id!r} ({n} "
                                  f"facts) needs 2^{n} = {2**n} evaluations")
         elif name in ("kernel", "permutation") and n >= 2 and budget is not None and budget < n + 1:
-            raise ValueError(f"{budget_opt} {budget} is too small: {name} over case {case.id!r} ({n} facts) needs at "
+            raise InputError(f"{budget_opt} {budget} is too small: {name} over case {case.id!r} ({n} facts) needs at "
                              f"least {n + 1} evaluations")

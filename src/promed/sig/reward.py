@@ -30,6 +30,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from promed.errors import InputError
 from promed.types import Transcript
 
 __all__ = ["SigConfig", "importance_weights", "new_facts", "sig_of_turns", "annotate"]
@@ -59,11 +60,11 @@ class SigConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.lam <= 1.0:
-            raise ValueError(f"lam must be in [0, 1], got {self.lam}")
+            raise InputError(f"lam must be in [0, 1], got {self.lam}")
         if self.weighting not in ("softmax", "positive"):
-            raise ValueError(f"weighting must be 'softmax' or 'positive', got {self.weighting!r}")
+            raise InputError(f"weighting must be 'softmax' or 'positive', got {self.weighting!r}")
         if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+            raise InputError(f"temperature must be > 0, got {self.temperature}")
 
 
 def importance_weights(phi: np.ndarray, weighting: Weighting = "softmax", temperature: float = 2.0) -> np.ndarray:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from promed.errors import InputError
 from promed.types import Message
 
 ROLES = ("system", "user", "assistant")
@@ -56,7 +57,7 @@ PLAIN_CHAT_TEMPLATE = (
 )
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A malformed training file or conversation; the message names file, line and field."""
 
 

@@ -3,6 +3,7 @@
 Each takes what it needs explicitly (no config of one stage passed to another's helper):
 
 * :func:`load_model` - (model, tokenizer) of a trainable model spec (``hf:``, ``gguf:``, ``gemma-270m``);
+  :func:`check_trainable_spec` checks such a spec before a run writes anything;
 * :func:`bf16_enabled` - the one rule for ``bf16=None`` (on where CUDA supports bf16);
 * :func:`torch_threads` - torch's CPU threads for the length of a run, restored afterwards;
 * :func:`derived_seed` - the one seed helper: a seed for (seed, index), e.g. an optimizer step or an epoch;
@@ -27,7 +28,7 @@ import torch
 from promed.llm.base import SpecError, parse_spec
 from promed.train.data import ensure_chat_template
 
-__all__ = ["bf16_enabled", "checkpointing_kwargs", "derived_seed", "load_model", "plot_losses",
+__all__ = ["bf16_enabled", "check_trainable_spec", "checkpointing_kwargs", "derived_seed", "load_model", "plot_losses",
            "save_and_stop_callbacks", "save_final", "torch_threads", "write_log"]
 
 
@@ -91,6 +92,20 @@ def load_model(spec: str, dtype: torch.dtype = torch.float32):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def check_trainable_spec(spec: str, option: str = "--model") -> None:
+    """``spec`` names a model that can be trained (``hf:<id or dir>``, ``gguf:<file>``, ``gemma-270m``) and, if
+    local, exists: checked before a run writes anything (:class:`promed.errors.InputError` otherwise)."""
+    parsed = parse_spec(spec)
+    if parsed.kind not in ("hf", "gguf"):
+        raise SpecError(f"{option} {spec!r}: cannot train it; expected hf:<id or dir>, gguf:<file> or gemma-270m")
+    target = parsed.target
+    local = target.startswith((".", "/", "~")) or Path(target).exists() or target.count("/") > 1
+    if parsed.kind == "hf" and local and not (Path(target).expanduser() / "config.json").is_file():
+        raise SpecError(f"{option} {spec!r}: {target} is not a checkpoint directory (no config.json)")
+    if parsed.kind == "gguf" and target != "gemma-270m" and not Path(target).expanduser().is_file():
+        raise SpecError(f"{option} {spec!r}: no such file")
 
 
 def checkpointing_kwargs(config_cls, on: bool) -> dict:

@@ -103,6 +103,7 @@ from promed.data.synthclinic import candidate_questions, generate_cases, questio
 from promed.doctor.actions import ANSWER_FORMATS, answer_turn
 from promed.doctor.policy import view_to_chat
 from promed.env.consultation import DialogueState, dialogue_view, transition
+from promed.errors import InputError
 from promed.patient.guard import REFUSAL, safe_fact_ids
 from promed.train.data import IGNORE_INDEX, ChatExample
 from promed.train.sft import SMALL_SPEC, SFTResult, SFTRunConfig
@@ -193,29 +194,29 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         if self.labels not in ("soft", "hard"):
-            raise ValueError(f"--labels must be soft or hard, got {self.labels!r}")
+            raise InputError(f"--labels must be soft or hard, got {self.labels!r}")
         if self.answer_format not in ANSWER_FORMATS:
-            raise ValueError(f"--answer-format must be one of {', '.join(ANSWER_FORMATS)}, got {self.answer_format!r}")
+            raise InputError(f"--answer-format must be one of {', '.join(ANSWER_FORMATS)}, got {self.answer_format!r}")
         for opt, value, low in (("--cases", self.cases, 1), ("dialogue_max_turns", self.dialogue_max_turns, 0),
                                 ("--subsets-per-case", self.subsets_per_case, 1),
                                 ("--batch-size", self.batch_size, 1), ("--data-seed", self.data_seed, 0),
                                 ("--seed", self.seed, 0)):
             if value < low:
-                raise ValueError(f"{opt} must be >= {low}, got {value}")
+                raise InputError(f"{opt} must be >= {low}, got {value}")
         if not 0.0 <= self.known_min_fraction <= 1.0:
-            raise ValueError(f"known_min_fraction must lie in [0, 1], got {self.known_min_fraction}")
+            raise InputError(f"known_min_fraction must lie in [0, 1], got {self.known_min_fraction}")
         if not 0.0 <= self.known_share <= 1.0:
-            raise ValueError(f"--known-share must lie in [0, 1], got {self.known_share}")
+            raise InputError(f"--known-share must lie in [0, 1], got {self.known_share}")
         if self.data_workers is not None and self.data_workers < 1:
-            raise ValueError(f"--data-workers must be >= 1, got {self.data_workers}")
+            raise InputError(f"--data-workers must be >= 1, got {self.data_workers}")
         if not self.refusal_share >= 0.0:
-            raise ValueError(f"refusal_share must be >= 0, got {self.refusal_share}")
+            raise InputError(f"refusal_share must be >= 0, got {self.refusal_share}")
         if not self.budgets or min(self.budgets) < 0:
-            raise ValueError(f"budgets must be a non-empty list of numbers >= 0, got {self.budgets}")
+            raise InputError(f"budgets must be a non-empty list of numbers >= 0, got {self.budgets}")
         if not self.learning_rate > 0:
-            raise ValueError(f"--learning-rate must be > 0, got {self.learning_rate}")
+            raise InputError(f"--learning-rate must be > 0, got {self.learning_rate}")
         if self.epochs <= 0 and self.max_steps <= 0:
-            raise ValueError("give --epochs > 0 or --max-steps > 0")
+            raise InputError("give --epochs > 0 or --max-steps > 0")
 
 
 # ---- rendering --------------------------------------------------------------------------------------------------
@@ -353,7 +354,7 @@ def revealed_at_answer_points(case: Case, messages: Sequence[dict]) -> list[list
 def _posteriors(case: Case, fact_sets) -> tuple[tuple[float, ...], ...]:
     """The exact SynthClinic posteriors over ``case``'s options given its initial statement and each fact set."""
     if not case.initial_findings:
-        raise ValueError(f"case {case.id!r} is not a SynthClinic case: soft labels need its exact posterior "
+        raise InputError(f"case {case.id!r} is not a SynthClinic case: soft labels need its exact posterior "
                          "(use --labels hard)")
     probs = _bayes().probs([case.query([int(i) for i in ids]) for ids in fact_sets])
     return tuple(tuple(float(p) for p in row) for row in probs)
@@ -472,7 +473,7 @@ def build_dataset(examples: Sequence[PretrainExample], tokenizer, max_len: int, 
     rows = [r for part, _ in parts for r in part]
     dropped = sum(d for _, d in parts)
     if not rows:
-        raise ValueError(f"no pretraining example fits in max_len={max_len} tokens")
+        raise InputError(f"no pretraining example fits in max_len={max_len} tokens")
     return Dataset.from_dict({k: [r[k] for r in rows] for k in rows[0]}), dropped
 
 

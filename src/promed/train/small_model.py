@@ -39,6 +39,8 @@ from typing import Iterable
 
 import torch
 
+from promed.errors import InputError
+
 BOS = "<|bos|>"
 END = "<|end|>"
 PAD = "<|pad|>"
@@ -106,7 +108,7 @@ def pre_tokenizer(kind: str):
     if kind == "lines":
         return pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(LINE_LABEL), behavior="isolated"),
                                         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    raise ValueError(f"pretokenize must be words or lines, got {kind!r}")
+    raise InputError(f"pretokenize must be words or lines, got {kind!r}")
 
 
 def build_tokenizer(texts: Iterable[str], cfg: SmallModelConfig):

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from promed.errors import InputError
+
 LOOPBACK = "127.0.0.1"
 ROLES = ("doctor", "patient")
 DOCTOR_HELP = ("A doctor that asks (greedy-eig, random-<k>, or a trained one: llm:<checkpoint dir>). As the doctor, "
@@ -28,11 +30,11 @@ class ViewConfig:
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
-            raise ValueError(f"--port must be between 0 and 65535, got {self.port}")
+            raise InputError(f"--port must be between 0 and 65535, got {self.port}")
         if not self.host.strip():
-            raise ValueError("--host must not be empty")
+            raise InputError("--host must not be empty")
         if self.doctor != "greedy-eig" and not self.live:
-            raise ValueError("--doctor is for live consultations: add --live")
+            raise InputError("--doctor is for live consultations: add --live")
 
 
 @dataclass(frozen=True)
@@ -51,4 +53,4 @@ class ChatConfig:
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
-            raise ValueError(f"--role must be doctor or patient, got {self.role!r}")
+            raise InputError(f"--role must be doctor or patient, got {self.role!r}")

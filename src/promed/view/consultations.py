@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from promed.errors import InputError
 from promed.eval.metrics import Metrics, compute_metrics
 from promed.eval.records import transcript_from_json
 from promed.types import Transcript
@@ -128,7 +129,7 @@ def load_doctor_records(path: Path) -> DoctorRecords:
     for line, rec in read.records:
         try:
             if not isinstance(rec, dict):
-                raise ValueError(f"a record must be a JSON object, got {type(rec).__name__}")
+                raise InputError(f"a record must be a JSON object, got {type(rec).__name__}")
             tr, n_facts = transcript_from_json(rec)
             gold = rec["gold"]
         except KeyError as err:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+from promed.errors import InputError
 from promed.view.files import read_json, read_jsonl_lines
 
 NOT_SERIES = {"step", "epoch", "total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second",
@@ -99,7 +100,7 @@ def load_curves(run: Path) -> Curves | None:
     data = read_json(path)
     history = data.get("log_history") if isinstance(data, dict) else None
     if not isinstance(history, list):
-        raise ValueError(f"{path}: no 'log_history' list in it")
+        raise InputError(f"{path}: no 'log_history' list in it")
     return Curves(path, charts_from_history(history), note)
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from promed.errors import InputError
+
 RUN_MARKERS = ("manifest.json", "summary.json", "transcripts", "shapley.jsonl", "trajectories.jsonl",
                "train_log.json", "log.jsonl", "checkpoints")
 SKIP_DIRS = {"transcripts", "checkpoints", "base", "__pycache__"}
@@ -58,17 +60,17 @@ def discover(paths: Sequence[Path]) -> list[RunDir]:
     Raises ValueError naming a path that is not a directory or holds no run (an input error: exit code 2).
     """
     if not paths:
-        raise ValueError("no run directory given: promed view RUN_DIR [RUN_DIR ...] (or --live)")
+        raise InputError("no run directory given: promed view RUN_DIR [RUN_DIR ...] (or --live)")
     found: list[tuple[Path, str]] = []
     for given in paths:
         given = Path(given)
         if not given.exists():
-            raise ValueError(f"{given}: no such run directory")
+            raise InputError(f"{given}: no such run directory")
         if not given.is_dir():
-            raise ValueError(f"{given}: not a directory (give a run directory, e.g. the --out of promed eval)")
+            raise InputError(f"{given}: not a directory (give a run directory, e.g. the --out of promed eval)")
         runs = ([given] if is_run(given) else []) + _nested(given, NESTING)
         if not runs:
-            raise ValueError(f"{given}: not a promed run directory (none of {', '.join(RUN_MARKERS)} in it or in "
+            raise InputError(f"{given}: not a promed run directory (none of {', '.join(RUN_MARKERS)} in it or in "
                              "its sub-directories)")
         for run in runs:
             rel = run.relative_to(given)

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
+from promed.errors import InputError
 from promed.view.config import ViewConfig
 from promed.view.runs import RunDir, discover
 
@@ -32,7 +33,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as err:
-        raise ValueError(f"--host {host}: not an address of this machine ({err.strerror})") from None
+        raise InputError(f"--host {host}: not an address of this machine ({err.strerror})") from None
     family, kind, proto, _, addr = infos[0]
     # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on such sockets; without it every response after
     # the first on a kept-alive connection waits ~40 ms for a delayed ACK
@@ -44,7 +45,7 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as err:
         sock.close()
         what = f"--port {port}" if err.errno == 98 else f"--host {host} --port {port}"
-        raise ValueError(f"{what}: cannot listen there ({err.strerror}); choose another") from None
+        raise InputError(f"{what}: cannot listen there ({err.strerror}); choose another") from None
     return sock
 
 

@@ -38,6 +38,7 @@ from promed.doctor.registry import DoctorEntry, build_doctor, check_doctor_name
 from promed.env.consultation import Consultation as ConsultationEnv
 from promed.env.consultation import EnvConfig
 from promed.env.rollout import Episode, episode_seed, run_consultations
+from promed.errors import InputError
 from promed.patient.guard import redact, safe_fact_ids
 from promed.runtime import RunModels
 from promed.sig.annotate import SigAnnotator
@@ -99,7 +100,7 @@ class Clinic:
                  seed: int = 0):
         check_doctor_name(doctor)
         if doctor == "full-info":
-            raise ValueError("--doctor full-info is told every fact up front: it never asks, so there is nothing to "
+            raise InputError("--doctor full-info is told every fact up front: it never asks, so there is nothing to "
                              "compare or reply to; choose a doctor that asks")
         DataConfig(split=split)  # validates the split name
         self.split, self.doctor, self.env, self.seed = split, doctor, env, seed
@@ -180,7 +181,7 @@ class Clinic:
             try:
                 self._doctors[name] = build_doctor(name, m.scorer, m.llm, m.load_llm)
             except LookupError as err:  # "prompted" wants --model, which live consultations do not take
-                raise ValueError(f"doctor {name}: {err}; here a model doctor is given as llm:<spec or checkpoint "
+                raise InputError(f"doctor {name}: {err}; here a model doctor is given as llm:<spec or checkpoint "
                                  "dir>") from None
         return self._doctors[name]
 

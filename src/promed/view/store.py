@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from promed.errors import InputError
 from promed.eval.metrics import Metrics
 from promed.io import safe_name
 from promed.sig.cache import ShapleyRecord
@@ -94,11 +95,11 @@ def _read_shapley_file(path: Path) -> tuple[dict[str, ShapleyRecord], tuple[str,
 
 def _summary_metrics(name: str, value: object) -> Metrics:
     if not isinstance(value, dict):
-        raise ValueError(f"doctor {name!r}: expected an object of metrics, got {type(value).__name__}")
+        raise InputError(f"doctor {name!r}: expected an object of metrics, got {type(value).__name__}")
     try:
         return Metrics(**{**value, "ci95": tuple(value["ci95"])})
     except (KeyError, TypeError) as err:
-        raise ValueError(f"doctor {name!r}: not a metrics record ({err})") from None
+        raise InputError(f"doctor {name!r}: not a metrics record ({err})") from None
 
 
 class RunStore:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from promed.errors import InputError
 from promed.sig.shapley.base import (
     CountingSetFunction,
     SetFn,
@@ -67,5 +68,5 @@ ESTIMATORS = MappingProxyType({
 def get_estimator(name: str, **kw) -> ShapleyEstimator:
     """The estimator called ``name`` ("exact", "reference", "permutation", "kernel"), built with ``kw``."""
     if name not in ESTIMATORS:
-        raise ValueError(f"unknown Shapley estimator {name!r}; choose from {sorted(ESTIMATORS)}")
+        raise InputError(f"unknown Shapley estimator {name!r}; choose from {sorted(ESTIMATORS)}")
     return ESTIMATORS[name](**kw)
