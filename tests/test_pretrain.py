@@ -320,7 +320,7 @@ def test_rows_built_in_worker_processes_equal_one_process(tmp_path, monkeypatch)
     row for row (soft columns and the known-facts prefix branches included)."""
     import sys
 
-    from promed.train import pretrain
+    from promed.train.pretrain import tokens as pretrain
 
     if not sys.platform.startswith("linux"):
         pytest.skip("workers are forked on Linux only: build_dataset stays in-process here")
