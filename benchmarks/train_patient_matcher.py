@@ -1,7 +1,7 @@
 """Train the fact patient's learned matcher: a cross-encoder initialised from the shipped MiniLM that scores
 (question, fact) -> does the fact answer the question (issue 12).
 
-Training pairs come from :func:`promed.patient.pairs.generate_pairs` only: rule-made questions for the facts of MediQ
+Training pairs come from :func:`patient_pairs.generate_pairs` (``benchmarks/patient_pairs.py``) only: rule-made questions for the facts of MediQ
 cases that are *not* labelled for evaluation (every case id of ``benchmarks/data/mediq_patient_*.jsonl`` and
 ``mediq_fact_categories*.jsonl``, and the first 20 MediQ cases, whose questions ``patient_retrieval.py`` hand-wrote,
 are excluded), SynthClinic training-split questions, broad-section questions and hard negatives. No evaluation
@@ -15,7 +15,7 @@ Then ``FactPatientConfig(matcher="runs/patient_matcher")`` (or ``[simulator.fact
 ``--hand FILE`` adds hand-written training questions in ``promed patient``'s question format, on MediQ cases outside
 the evaluation cases (the script asserts it): ``benchmarks/data/mediq_patient_train.jsonl``, 1,079 questions on 120
 cases, written for this purpose by helpers who saw neither the patient's code nor the evaluation questions. They
-become exact pairs (:func:`promed.patient.pairs.labelled_pairs`), each used ``--hand-repeat`` times; with them the
+become exact pairs (:func:`patient_pairs.labelled_pairs`), each used ``--hand-repeat`` times; with them the
 cross-encoder also learns from real unanswerable questions. Figures: BENCHMARKS.md.
 
 ``--kind bi`` instead fine-tunes the MiniLM bi-encoder itself (``SentenceTransformerTrainer``,
@@ -126,7 +126,7 @@ def main() -> None:
     from promed.data.cases import load_cases
     from promed.data.questions import load_questions
     from promed.data.synthclinic import generate_cases
-    from promed.patient.pairs import generate_pairs, labelled_pairs
+    from patient_pairs import generate_pairs, labelled_pairs
 
     t0 = time.perf_counter()
     mediq = load_cases(MEDIQ, initial="first-sentence").cases

@@ -59,7 +59,7 @@ def test_unusable_cases_are_skipped_with_reasons(tmp_path):
 
 
 def test_missing_file():
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DataError, match="no such file"):
         load_cases("/nonexistent/file.jsonl")
 
 

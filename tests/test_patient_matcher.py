@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from promed.data.questions import PatientQuestion
+from promed.errors import InputError
 from promed.data.synthclinic import generate_cases
 from promed.patient import REFUSAL, FactPatient, FactPatientConfig, default_embedder, safe_fact_ids
 from promed.patient.embed import tuned_embedder
 from promed.patient.matcher import PairScorer, load_cross_encoder
-from promed.patient.pairs import (could_answer, fact_questions, generate_pairs, hard_negatives, labelled_pairs,
-                                  lay_rewrite)
 from promed.types import Case, Fact, Option
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the training-only pair writer
+from patient_pairs import (could_answer, fact_questions, generate_pairs, hard_negatives,  # noqa: E402
+                           labelled_pairs, lay_rewrite)
 
 
 @pytest.fixture(scope="module")
@@ -172,9 +177,9 @@ def test_pair_scorer_caches_and_missing_model_is_an_error(tmp_path):
     a = s.score([("Any fever?", "Patient denies fever."), ("Any fever?", "Patient denies fever.")])
     s.score([("Any fever?", "Patient denies fever.")])
     assert a.shape == (2,) and a[0] == a[1] and fake.calls == 1 and s.n_scored == 1
-    with pytest.raises(FileNotFoundError, match="train_patient_matcher"):
+    with pytest.raises(InputError, match="train_patient_matcher"):
         load_cross_encoder(str(tmp_path / "nothing"))
-    with pytest.raises(FileNotFoundError, match="--kind bi"):
+    with pytest.raises(InputError, match="--kind bi"):
         tuned_embedder(str(tmp_path / "nothing"))
     with pytest.raises(ValueError):
         FactPatientConfig(matcher_weight=1.5)

