@@ -39,8 +39,9 @@ def main() -> None:
     load_llm(args.model)
     load_s = time.perf_counter() - t0
     shutil.rmtree(args.out, ignore_errors=True)
-    cfg = EvalConfig(data=DataConfig(data=str(args.data), limit=args.limit), doctors=tuple(args.doctors.split(",")),
-                     model=args.model, sig_enabled=True, out=args.out)
+    data = DataConfig(data=str(args.data), split="all", limit=args.limit)  # the file's first cases, as measured
+    cfg = EvalConfig(data=data, doctors=tuple(args.doctors.split(",")), model=args.model, sig_enabled=True,
+                     out=args.out)
     t0 = time.perf_counter()
     res = run_eval(cfg, progress=False)
     wall = time.perf_counter() - t0

@@ -34,8 +34,8 @@ def main() -> None:
     load_llm(args.model)
     load_s = time.perf_counter() - t0
     for doctor in ("reactive", "full-info"):
-        cfg = EvalConfig(data=DataConfig(data=str(args.data), limit=args.limit), doctors=(doctor,), model=args.model,
-                         sig_enabled=False, out=args.out / doctor)
+        data = DataConfig(data=str(args.data), split="all", limit=args.limit)  # the file's first cases, as measured
+        cfg = EvalConfig(data=data, doctors=(doctor,), model=args.model, sig_enabled=False, out=args.out / doctor)
         t0 = time.perf_counter()
         res = run_eval(cfg, progress=False)
         wall = time.perf_counter() - t0

@@ -161,7 +161,7 @@ def mediq_check(args) -> None:
     from promed.data.sources import load_data
     from promed.types import Answer, Ask
 
-    cfg = MctsRunConfig(data=DataConfig(str(MEDIQ), limit=5), candidates="both", model=args.model,
+    cfg = MctsRunConfig(data=DataConfig(str(MEDIQ), split="all", limit=5), candidates="both", model=args.model,
                         search=MctsConfig(iterations=args.mediq_iterations, width=2, max_questions=args.mediq_budget),
                         estimator="permutation",
                         estimator_budget=None, if_none_correct="best", seed=args.seed, out=Path(args.out) / "mediq")

@@ -180,8 +180,8 @@ def part_doctors(n: int) -> None:
     res = {}
     for name, cfg in (("old", OLD), ("new", NEW)):
         with tempfile.TemporaryDirectory() as tmp:
-            ecfg = EvalConfig(data=DataConfig(data=str(MEDIQ), limit=n), doctors=doctors, scorer="tiny", sig_enabled=False,
-                              patient=PatientConfig(kind="fact", fact=cfg), out=Path(tmp) / "eval")
+            ecfg = EvalConfig(data=DataConfig(data=str(MEDIQ), split="all", limit=n), doctors=doctors, scorer="tiny",
+                              sig_enabled=False, patient=PatientConfig(kind="fact", fact=cfg), out=Path(tmp) / "eval")
             t0 = time.perf_counter()
             metrics = run_eval(ecfg, progress=False)
             answered = {}
