@@ -3,4 +3,4 @@
 from promed.cli import app
 
 if __name__ == "__main__":
-    app()
+    app(prog_name="promed")  # help and usage say 'promed', as the installed command does

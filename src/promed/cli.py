@@ -7,6 +7,8 @@ error (bad data file, unknown doctor, bad model spec, bad option, bad config fil
 and exits with code 2 before anything is written; a model server's failure exits with code 3, anything unexpected
 with code 1 (``promed --debug`` shows the traceback instead; :data:`promed.cliopts.EXIT_CODES_HELP`).
 
+Length: one small spec and one formatter per command (thirteen commands); each section stands alone.
+
 Commands are built when they are invoked (:class:`LazyGroup`), so ``promed eval`` does not import the training
 stack that ``promed sft`` needs to show its options.
 """

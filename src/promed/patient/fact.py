@@ -1,5 +1,8 @@
 """FactPatient: replies with the hidden atomic facts that answer the doctor's question, verbatim.
 
+Length: one retrieval pipeline (lexical, embedding, section and matcher scores fused in one ranking), kept whole so
+that the fusion reads top to bottom.
+
 What: for each (case, question) pair, the question and the case's *safe* hidden facts (see
 :mod:`promed.patient.guard`) are embedded with all-MiniLM-L6-v2; facts whose cosine similarity to the question is
 at least ``threshold`` and within ``margin`` of the best match are candidates, and the ``max_facts`` most similar

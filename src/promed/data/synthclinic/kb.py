@@ -1,5 +1,7 @@
 """SynthClinic knowledge base: diseases, findings, priors and P(finding | disease). Pure data, written by us.
 
+Length: the tables themselves (one row per disease and finding); there is no logic to split off.
+
 The model behind every SynthClinic case (see ``generator.py`` for the sampling story, ``posterior.py`` for the
 exact posterior):
 
