@@ -246,3 +246,31 @@ def test_eval_on_a_file_sees_only_its_split(tmp_path):
     assert json.loads((out / "summary.json").read_text())["reactive"]["n"] == len(expected)
     assert json.loads((out / "manifest.json").read_text())["config"]["data"]["split"] == "test"
     assert "file, test" in res.output
+
+
+def test_manifest_binds_the_shares_of_a_file_only(tmp_path):
+    """SynthClinic runs made before the shares existed still resume; a file run made then (it read the whole file)
+    is refused; other shares on a file are refused too."""
+    from promed.config import EvalConfig
+    from promed.io import RunMismatch, manifest, prepare_run
+
+    def old_run(cfg) -> Path:
+        out = tmp_path / cfg.data.data.replace("/", "_")
+        out.mkdir()
+        old = manifest(cfg, "eval")
+        for key in ("val_share", "test_share"):
+            old["config"]["data"].pop(key, None)
+        (out / "manifest.json").write_text(json.dumps({**old, "data_fingerprint": "f"}))
+        return out
+
+    synth = EvalConfig()
+    prepare_run(old_run(synth), synth, "eval", "f")  # resumes
+    on_file = EvalConfig(data=DataConfig(data=str(tmp_path / "f.jsonl")))
+    out = old_run(on_file)
+    with pytest.raises(RunMismatch, match="data.test_share"):
+        prepare_run(out, on_file, "eval", "f")
+    (out / "manifest.json").write_text(json.dumps({**manifest(on_file, "eval"), "data_fingerprint": "f"}))
+    prepare_run(out, on_file, "eval", "f")
+    other = EvalConfig(data=DataConfig(data=str(tmp_path / "f.jsonl"), test_share=0.2))
+    with pytest.raises(RunMismatch, match="data.test_share: 0.1 -> 0.2"):
+        prepare_run(out, other, "eval", "f")

@@ -163,7 +163,22 @@ def manifest(cfg: object, stage: str) -> dict:
         except md.PackageNotFoundError:
             versions[pkg] = None
     config = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    _drop_unbound(cfg, config)
     return {"stage": stage, "config": config, "versions": versions}
+
+
+def _drop_unbound(cfg: object, config: dict) -> None:
+    """Leave out of ``config`` (``cfg`` as a dict) the settings a nested config names in ``unbound_fields()``: ones
+    that cannot change its records (the split shares of SynthClinic data), so that runs made before they existed
+    still resume."""
+    import dataclasses
+
+    for name in getattr(cfg, "unbound_fields", lambda: ())():
+        config.pop(name, None)
+    for f in dataclasses.fields(cfg):  # type: ignore[arg-type]
+        sub = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(sub) and not isinstance(sub, type) and isinstance(config.get(f.name), dict):
+            _drop_unbound(sub, config[f.name])
 
 
 def check_out_dir(out: Path, option: str = "--out") -> None:

@@ -67,6 +67,12 @@ class DataConfig:
     def shares(self) -> SplitShares:
         return SplitShares(self.val_share, self.test_share)
 
+    def unbound_fields(self) -> tuple[str, ...]:
+        """Settings that cannot change which cases are read, left out of run manifests (:func:`promed.io.manifest`):
+        SynthClinic's splits are generated, so the shares do not apply (and SynthClinic runs made before the shares
+        existed still resume). For a file they bind: a run made before files were split is refused."""
+        return ("val_share", "test_share") if self.synthetic else ()
+
     def check_given(self, given: Collection[str]) -> None:
         """Refuse the options in ``given`` (field names) that cannot apply to this source: an input error, never
         ignored. SynthClinic has no initial-information protocol and no share settings; a file has no seed."""
