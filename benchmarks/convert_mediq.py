@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from promed.data.cases import strip_numbering
-from promed.data.convert import RuleSettings, convert_file, read_items, rule_facts
+from promed.data.convert import ConvertConfig, RuleSettings, convert_file, read_items, rule_facts
 from promed.data.convert.words import content_words, token_f1
 
 MEDIQ = Path(__file__).resolve().parents[2] / "shared/data/mediq/imedqa_dev.jsonl"
@@ -116,6 +116,7 @@ def main() -> None:
     ap.add_argument("--ablation", action="store_true", help="also score each rule switch turned the other way")
     ap.add_argument("--llm-cases", type=int, default=0, help="also run --facts llm on the first N cases")
     ap.add_argument("--model", default="gemma-270m", help="model spec of the LLM fact writer")
+    ap.add_argument("--max-new-tokens", type=int, default=256, help="LLM generation budget per vignette")
     args = ap.parse_args()
     if not args.data.is_file():
         sys.exit(f"error: {args.data}: no such file. This benchmark needs MediQ's iMedQA dev set (CC BY 4.0), "
@@ -155,23 +156,25 @@ def main() -> None:
                     "short_item=2": replace(base, short_item=2), "short_item=5": replace(base, short_item=5),
                     "short_item=8": replace(base, short_item=8),
                     "and_split=all": replace(base, and_split="all"), "and_split=none": replace(base, and_split="none"),
-                    "negated_lists=keep": replace(base, negated_lists="keep"),
-                    "split_presentation=False": replace(base, split_presentation=False),
-                    "split_demographics=False": replace(base, split_demographics=False)}
+                    "negated_lists=distribute": replace(base, negated_lists="distribute"),
+                    "split_presentation=True": replace(base, split_presentation=True),
+                    "split_demographics=False": replace(base, split_demographics=False),
+                    "join_relative=True": replace(base, join_relative=True)}
         for name, st in variants.items():
             s = evaluate(rows, items, st)
             print(f"  {name:26s} dev {s['dev (even ids)'].row()}")
     if args.llm_cases:
-        llm_check(rows[: args.llm_cases], args.model)
+        llm_check(rows[: args.llm_cases], args.model, args.max_new_tokens)
 
 
-def llm_check(rows: list[dict], model: str) -> None:
+def llm_check(rows: list[dict], model: str, max_new_tokens: int) -> None:
     """``--facts llm`` on a few cases: the same matcher, plus the rejected facts and the time per case."""
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "medqa.jsonl", Path(tmp) / "cases.jsonl"
         medqa_file(rows, src)
         t0 = time.perf_counter()
-        res = convert_file(src, out, facts="llm", model=model, progress=False)
+        cfg = ConvertConfig(facts="llm", model=model, max_new_tokens=max_new_tokens)
+        res = convert_file(src, out, progress=False, config=cfg)
         dt = time.perf_counter() - t0
         items = read_items(src)
         from promed.data.cases import load_cases

@@ -95,16 +95,19 @@ _NOT_VERBS_ED = frozenset("red bed shed need speed bleed breed feed seed hundred
                           "increased decreased elevated raised reduced diminished depressed distended enlarged "
                           "swollen dilated inflamed associated related unrelated sustained "
                           "localized generalized sexually".split())
-_CLAUSE_START = re.compile(rf"^(?:(?:{_SUBJECTS}|{_VERBS})\b|{_VITALS}\b(?=\s*(?:is|was|are|were|of|at|:|\d)))",
+_CLAUSE_START = re.compile(rf"^(?:(?:{_SUBJECTS}|{_VERBS})\b|(?:(?:a|an|the|her|his|their) )?{_VITALS}\b"
+                           r"(?=\s*(?:is|was|are|were|of|at|:|\d)))",
                            re.IGNORECASE)
 _CONJ_SPLIT = re.compile(r"\s+(?:and|but|while|whereas|although|though|yet)\s+(?=\S)", re.IGNORECASE)
 _NUMBER = re.compile(r"\d")
+_RELATIVE = re.compile(r"^(?:which|who|whom|whose|where)\b", re.IGNORECASE)
 
 # phrases that only introduce what follows (``On examination,``): merged into the next item
 _INTRO = re.compile(
     r"^(?:on|at|in|during|after|upon|over|for|since|when|while|before|despite|following|within|throughout|"
     r"because|although|though|as|currently|today|yesterday|recently|however|also|otherwise|additionally|further|"
     r"furthermore|moreover|then|now|initially|subsequently|later|overall|meanwhile|of note|in addition|"
+    r"previously|eventually|afterwards|thereafter|ultimately|finally|otherwise|unfortunately|fortunately|"
     r"(?:\d+|an?|one|two|three|four|five|six|seven|eight|nine|ten|several|few|a few|many) "
     r"(?:minutes?|hours?|days?|weeks?|months?|years?) (?:ago|later|earlier|prior|after|before|into))\b",
     re.IGNORECASE)
@@ -134,13 +137,15 @@ class RuleSettings:
         "help": "With split_lists=findings: items of at most this many words (no verb, no value) stay joined."})
     and_split: str = field(default="clause", metadata={
         "help": "Split at 'and'/'but': clause (only where a new clause or vital sign starts), all, or none."})
-    negated_lists: str = field(default="distribute", metadata={
+    negated_lists: str = field(default="keep", metadata={
         "help": "Negated lists ('denies fever, chills, or night sweats'): distribute (one negated fact per "
                 "item) or keep (one fact)."})
     split_demographics: bool = field(default=True, metadata={
         "help": "Give the first sentence's subject ('A 21-year-old sexually active male') its own fact when it "
                 "states an age."})
-    split_presentation: bool = field(default=True, metadata={
+    join_relative: bool = field(default=False, metadata={
+        "help": "A comma-separated relative clause (', which resolved without treatment') stays with its item."})
+    split_presentation: bool = field(default=False, metadata={
         "help": "Split 'presents ... complaining of X' / 'with a history of X' into separate facts."})
 
     def __post_init__(self) -> None:
@@ -214,8 +219,8 @@ def _split_conj(text: str, mode: str) -> list[str]:
             continue
         left, rest = text[start:m.start()], text[m.end():]
         if mode == "clause":
-            values = bool(_NUMBER.search(left)) and bool(_NUMBER.search(rest.split(",")[0])) and \
-                not left.rstrip()[-1:].isdigit()
+            values = bool(_NUMBER.search(" ".join(left.split()[-3:]))) and \
+                bool(_NUMBER.search(" ".join(rest.split()[:4]))) and not left.rstrip()[-1:].isdigit()
             if not (_starts_clause(rest) or values):
                 continue
         if not left.strip():
@@ -280,43 +285,53 @@ def _list_items(clause: str, settings: RuleSettings) -> list[str]:
     raw = _top_level_split(clause, ",") if settings.split_lists != "none" else [clause]
     raw = [v for piece in raw for v in split_values(piece)]
     merged: list[str] = []
+    leads: list[str] = []  # the conjunction each item started with ("or "), restored when items are rejoined
     carry = ""
     for piece in raw:
+        lead = m.group(0) if (m := _LEAD.match(piece.strip())) else ""
         piece = _clean(piece) if not carry else piece.strip()
         if not piece:
             continue
         if carry:
             piece, carry = f"{carry}, {piece}", ""
-        if merged and (_is_value(piece) or not _has_content(piece)):
+        if merged and (_is_value(piece) or not _has_content(piece) or
+                       (settings.join_relative and _RELATIVE.match(piece))):
             merged[-1] = f"{merged[-1]}, {piece}"
             continue
         if _INTRO.match(piece) and not _starts_clause_inside(piece):
             carry = piece
             continue
         merged.append(piece)
+        leads.append(lead)
     if carry:
         if merged:
             merged[-1] = f"{merged[-1]}, {carry}"
         else:
             merged.append(carry)
-    merged = _merge_adjectives(merged)
+            leads.append("")
+    merged, leads = _merge_adjectives(merged, leads)
     if len(merged) > 1 and settings.negated_lists == "keep" and _NEGATION.search(merged[0]):
-        return [", ".join(merged)]
+        return [_rejoin(merged, leads)]
+    if len(merged) > 1 and settings.negated_lists == "distribute" and _NEGATION.search(merged[0]):
+        return _carry_negation(merged)
     if settings.split_lists == "findings":
-        merged = _join_short(merged, settings.short_item)
-    if len(merged) > 1 and settings.negated_lists == "distribute":
-        merged = _carry_negation(merged)
+        merged = _join_short(merged, leads, settings.short_item)
     return merged
 
 
-def _join_short(items: list[str], short: int) -> list[str]:
+def _rejoin(items: list[str], leads: list[str]) -> str:
+    """Items joined back with their commas and conjunctions (``fever, chills, or night sweats``)."""
+    return ", ".join(lead + item if k else item for k, (item, lead) in enumerate(zip(items, leads)))
+
+
+def _join_short(items: list[str], leads: list[str], short: int) -> list[str]:
     """Short noun items (``chills``, ``night sweats``) rejoin the item before them: writers of atomic facts keep
     ``fever, chills, and night sweats`` together, but give each vital sign, lab value or clause its own fact."""
     out = [items[0]]
-    for item in items[1:]:
+    for item, lead in zip(items[1:], leads[1:]):
         own = _starts_clause(item) or _NUMBER.search(item) or re.search(rf"\b{_VERBS}\b", item, re.IGNORECASE)
         if not own and len(item.split()) <= short:
-            out[-1] = f"{out[-1]}, {item}"
+            out[-1] = f"{out[-1]}, {lead}{item}"
         else:
             out.append(item)
     return out
@@ -338,18 +353,21 @@ def _adjective(word: str) -> bool:
     return w in _ADJ_WORDS or (bool(_ADJ_SUFFIX.search(w)) and w not in _ADJ_NOT and len(w) > 4)
 
 
-def _merge_adjectives(items: list[str]) -> list[str]:
+def _merge_adjectives(items: list[str], leads: list[str]) -> tuple[list[str], list[str]]:
     """Undo comma splits inside an attributive adjective list (``a large, non-tender, mobile mass``): an item that
     ends with an adjective joins the item after it when that one is a noun phrase of two or more words (a
     predicative list, ``pale, diaphoretic, and confused``, stays split)."""
     out: list[str] = []
-    for item in reversed(items):
+    out_leads: list[str] = []
+    for item, lead in zip(reversed(items), reversed(leads)):
         if out and _adjective(item.split()[-1]) and len(out[-1].split()) >= 2 and not _starts_clause(out[-1]) \
                 and not _adjective(out[-1].split()[-1]) and not _NUMBER.search(item):
-            out[-1] = f"{item}, {out[-1]}"
+            out[-1] = f"{item}, {out_leads[-1]}{out[-1]}"
+            out_leads[-1] = lead
         else:
             out.append(item)
-    return out[::-1]
+            out_leads.append(lead)
+    return out[::-1], out_leads[::-1]
 
 
 def _starts_clause_inside(piece: str) -> bool:
