@@ -257,7 +257,7 @@ def _is_value(text: str) -> bool:
 
 
 _VALUE_TOKEN = re.compile(
-    r"(?:[<>≤≥]?\d[\d.,–-]*(?:%|\+)?|[\w^µμ]*/[\w^µμ/]+|mm\d|m[lm]|[mnµμp]?g|[mkd]?l|[mnµμ]?mol|meq|iu|u|"
+    r"(?:[<>≤≥]?\d[\d.,–-]*(?:%|\+|/[\w^µμ/]+)?|[\w^µμ]*/[\w^µμ/]+|mm\d|m[lm]|[mnµμp]?g|[mkd]?l|[mnµμ]?mol|meq|iu|u|"
     r"negative|positive|none|normal|absent|present|trace)$", re.IGNORECASE)
 
 
@@ -407,13 +407,22 @@ def _presentation(clause: str, settings: RuleSettings) -> list[str]:
     return [clause] + pieces
 
 
+_PRONOUN_SUBJECT = re.compile(r"^(?:he|she|they|it|i|we|the patient)\b(?=\s)", re.IGNORECASE)
+_VERB_START = re.compile(rf"^{_VERBS}\b")
+
+
 def _clauses(sentence: str, settings: RuleSettings) -> list[str]:
+    """A sentence's clauses; a clause that starts with its verb (``..., but does not drink alcohol``) gets the
+    sentence's pronoun subject back (``She does not drink alcohol``)."""
     sentence = _clean(sentence)
     out = []
+    subject = m.group(0) if (m := _PRONOUN_SUBJECT.match(sentence)) else ""
     for part in _top_level_split(sentence, ";"):
         for piece in _split_conj(part, settings.and_split):
             # ", but" / ", and she" leave a trailing comma on the left piece
             piece = _clean(piece)
+            if piece and out and subject and _VERB_START.match(piece):
+                piece = f"{subject.lower() if subject.lower() != 'i' else 'I'} {piece}"
             if piece:
                 out.append(piece)
     return out
