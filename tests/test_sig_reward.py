@@ -109,7 +109,7 @@ def test_annotate_fills_new_sig_weights():
             Turn("q1", "r1", revealed=(1,), new=(0, 1, 2)),  # a wrong `new` is recomputed, not trusted
             Turn("q2", "r2", revealed=(1, 2)),
             Turn("q3", "r3", revealed=()),
-            Turn("q4", "r4", revealed=(0,), reward=1.0),
+            Turn("q4", "r4", revealed=(0,), raw="ASK: q4?"),
         ),
         answer="A",
     )
@@ -119,5 +119,5 @@ def test_annotate_fills_new_sig_weights():
     assert [t.sig for t in out.turns] == pytest.approx(expected)
     assert [t.weights for t in out.turns] == [(0.3,), (0.2,), (), (0.5,)]
     assert sum(t.sig for t in out.turns) == pytest.approx(1.0)
-    assert out.turns[3].reward == 1.0 and out.answer == "A" and out.case_id == "c1"
+    assert out.turns[3].raw == "ASK: q4?" and out.answer == "A" and out.case_id == "c1"
     assert tr.turns[0].sig is None  # input untouched (frozen)

@@ -24,7 +24,6 @@ from typer.core import TyperGroup
 
 from promed.cliopts import (DEBUG_ENV, DEBUG_HELP, EXIT_CODES_HELP, INPUT_ERRORS, CommandSpec, Extra, Opt,
                              build_command, command_errors, debug_enabled, input_errors)
-from promed.errors import InputError
 
 __all__ = ["COMMANDS", "GROUPS", "INPUT_ERRORS", "SPECS", "app", "input_errors", "main"]
 

@@ -12,7 +12,7 @@ seams stay typed:
   and their log-probabilities (``text == decode(token_ids)``).
 * :class:`Step` - one doctor output in a consultation, valid or not, with its parse and, for questions, the
   patient's reply; a forced answer is a step marked ``policy=False``.
-* :class:`Turn` / :class:`Transcript` - the record of a consultation, with reward slots filled later.
+* :class:`Turn` / :class:`Transcript` - the record of a consultation, each turn's SIG filled by the reward engine.
 """
 
 from __future__ import annotations
@@ -223,7 +223,8 @@ class Turn:
     """One question-reply exchange.
 
     ``revealed`` are all fact ids the reply stated; ``new`` the subset not revealed before (the SIG counts only
-    these). ``sig`` and ``reward`` / ``advantage`` are slots filled by the reward engine and the trainers.
+    these). ``sig`` (and its ``weights``) is filled by the reward engine; Stage 2's per-episode credit lives in
+    :class:`promed.train.grpo.episode.EpisodeRecord`, not here.
     """
 
     question: str
@@ -233,8 +234,6 @@ class Turn:
     raw: str = ""
     sig: float | None = None
     weights: tuple[float, ...] = ()
-    reward: float | None = None
-    advantage: float | None = None
 
 
 @dataclass(frozen=True)
@@ -247,7 +246,6 @@ class Step:
     output unreadable too often): the policy did not produce it, so it has no tokens and earns no credit.
     ``turn`` is the index of the question-reply :class:`Turn` this step produced (an ``ASK`` within budget), else
     ``None``. ``questions_before`` is how many questions had been asked when the doctor produced it.
-    ``reward`` / ``advantage`` are slots for the trainers.
     """
 
     text: str
@@ -258,8 +256,6 @@ class Step:
     policy: bool = True
     turn: int | None = None
     questions_before: int = 0
-    reward: float | None = None
-    advantage: float | None = None
 
     @classmethod
     def from_generation(cls, gen: Generation, action: Action, **kw) -> "Step":

@@ -216,7 +216,8 @@ class RunStore:
             recs = self.records(run, key, msgs)
             if files[key].name.endswith(".samples.jsonl"):
                 continue  # sampled groups are listed under their doctor, not summarised as another doctor
-            with_sig = bool((self.manifest(run, Messages()).get("config") or {}).get("sig"))
+            config = self.manifest(run, Messages()).get("config") or {}
+            with_sig = bool(config.get("sig_enabled", config.get("sig")))  # "sig": manifests before session 15
             rows.append(DoctorRow(key, recs.name, recs.metrics(with_sig) if recs.consultations else None,
                                   f"{len(recs.consultations)} transcripts so far"))
         listed = {safe_name(r.name) for r in rows} | {r.key for r in rows}
