@@ -157,3 +157,27 @@ def test_pretrain_bf16_flag_is_three_way(tmp_path, monkeypatch, args, expected):
     res = CliRunner().invoke(app, ["pretrain", "--out", str(tmp_path / "pre"), *args])
     assert res.exit_code == 0, res.output
     assert seen == {"bf16": expected}
+
+
+def test_data_convert_writes_cases_and_bad_input_writes_nothing(tmp_path):
+    """promed data convert: a MedQA-style item becomes a case that --data reads; a bad item exits 2, no file."""
+    from promed.data.cases import load_cases
+
+    item = {"question": "A 45-year-old man comes to the physician because of a cough for 3 weeks. He denies fever "
+                        "or night sweats. Temperature is 37°C, pulse is 90/min, and blood pressure is 120/80 mm Hg. "
+                        "Which of the following is the most likely diagnosis?",
+            "options": {"A": "Pneumonia", "B": "Asthma", "C": "Gout", "D": "Migraine"}, "answer_idx": "A"}
+    src = tmp_path / "items.jsonl"
+    src.write_text(json.dumps(item) + "\n", encoding="utf-8")
+    out = tmp_path / "cases.jsonl"
+    res = CliRunner().invoke(app, ["data", "convert", str(src), "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    [case] = load_cases(out, split="all").cases
+    assert case.question.startswith("Which of the following") and case.answer == "A"
+    assert [f.text for f in case.facts][-3:] == ["Temperature is 37°C.", "Pulse is 90/min.",
+                                                 "Blood pressure is 120/80 mm Hg."]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({**item, "answer_idx": "F"}) + "\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["data", "convert", str(bad), "--out", str(tmp_path / "none.jsonl")])
+    assert res.exit_code == 2 and f"{bad}:1" in res.output and "answer_idx" in res.output
+    assert not (tmp_path / "none.jsonl").exists()

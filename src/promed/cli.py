@@ -108,15 +108,43 @@ def run_data_split_cmd(cfg, file: Path, out: Path) -> None:
                    + ", ".join(f"{n} ({why})" for why, n in sorted(skipped.items())))
 
 
-# `promed data <subcommand>`, each built on first use (a `convert` subcommand can join here)
-DATA_SPECS: dict[str, Callable[[], CommandSpec]] = {"synthclinic": data_synthclinic_spec, "split": data_split_spec}
+def data_convert_spec() -> CommandSpec:
+    from promed.data.convert.run import ConvertConfig
+
+    items = (Extra("file", Path, typer.Argument(..., help="MedQA-style JSONL: MedQA's US layout (question = "
+                                                          "vignette + stem, options, answer_idx) or MediQ's "
+                                                          "(context, question, options, answer_idx).")),
+             Opt("facts"), Opt("model"), Opt("grounding"), Opt("batch_size"),
+             Extra("out", Path, typer.Option(..., help="Output JSONL file of cases (generic format; --facts llm "
+                                                       "caches the model's outputs beside it, so a rerun resumes).")),
+             PROGRESS)
+    return CommandSpec("convert", "Turn MedQA-style exam items into partial-information cases: initial statement, "
+                       "atomic facts, question stem (docs/data.md).", ConvertConfig, items, run_data_convert_cmd,
+                       config_file=False)
+
+
+def run_data_convert_cmd(cfg, file: Path, out: Path, progress: bool) -> None:
+    from promed.data.convert.run import convert_file
+
+    with input_errors():
+        res = convert_file(file, out, progress=progress, config=cfg)
+    extra = f", {res.rejected} LLM facts rejected ({res.fallbacks} cases fell back to rules)" if cfg.facts == "llm" \
+        else ""
+    left = f"; left out {len(res.left_out)} items without a hidden fact" if res.left_out else ""
+    typer.echo(f"wrote {res.cases} cases, {res.facts_per_case:.1f} facts per case{extra}, in {res.seconds:.1f} s, "
+               f"to {out}{left}")
+
+
+# `promed data <subcommand>`, each built on first use
+DATA_SPECS: dict[str, Callable[[], CommandSpec]] = {"synthclinic": data_synthclinic_spec, "split": data_split_spec,
+                                                    "convert": data_convert_spec}
 
 
 def data_group():
     """The ``promed data`` group of :data:`DATA_SPECS`."""
     return LazySubGroup(DATA_SPECS, name="data", no_args_is_help=True,
                         help="Case files: write SynthClinic cases (synthclinic), split a file into "
-                             "train/val/test (split).")
+                             "train/val/test (split), turn MedQA-style items into cases (convert).")
 
 
 # ---- sig ---------------------------------------------------------------------------------------------------------
