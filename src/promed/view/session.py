@@ -57,7 +57,7 @@ REDACTION_NOTE = ("your reply named an option or an answer letter: those sentenc
                   "read it")
 
 
-class Refused(ValueError):
+class Refused(InputError):
     """An input a session cannot take; the message says why. Nothing changed."""
 
 

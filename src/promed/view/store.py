@@ -33,7 +33,7 @@ READ_ERRORS = (OSError, UnicodeDecodeError, ValueError)
 VIEWABLE = (".png", ".md", ".json", ".svg")
 
 
-class NotFound(LookupError):
+class NotFound(InputError, LookupError):
     """A request for a run, doctor, case or file that does not exist (a 404 page naming it)."""
 
 
