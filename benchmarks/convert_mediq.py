@@ -30,7 +30,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from promed.data.cases import strip_numbering
-from promed.data.convert import ConvertConfig, RuleSettings, convert_file, read_items, rule_facts
+from promed.data.convert import (
+    ConvertConfig,
+    RuleSettings,
+    convert_file,
+    read_items,
+    rule_facts,
+)
 from promed.data.convert.words import content_words, token_f1
 
 MEDIQ = Path(__file__).resolve().parents[2] / "shared/data/mediq/imedqa_dev.jsonl"

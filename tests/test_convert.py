@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from promed.data.cases import DataError, load_cases
-from promed.data.convert import ConvertConfig, RuleSettings, convert_file, read_items, rule_facts, split_stem
+from promed.data.convert import (
+    ConvertConfig,
+    RuleSettings,
+    convert_file,
+    read_items,
+    rule_facts,
+    split_stem,
+)
 from promed.data.convert.llm_facts import parse_facts, validate
 from promed.data.convert.words import content_words
 from promed.errors import InputError

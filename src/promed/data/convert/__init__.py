@@ -24,8 +24,19 @@ validation, cache), ``run`` (:func:`convert_file`, :class:`ConvertConfig`, :clas
 
 from promed.data.convert.items import ExamItem, item_hash, read_items, split_stem
 from promed.data.convert.llm_facts import LLMFacts, Rejected
-from promed.data.convert.run import CaseReport, ConvertConfig, ConvertResult, cache_path, convert_file
-from promed.data.convert.segment import RuleSettings, Segmentation, rule_facts, split_sentences
+from promed.data.convert.run import (
+           CaseReport,
+           ConvertConfig,
+           ConvertResult,
+           cache_path,
+           convert_file,
+)
+from promed.data.convert.segment import (
+           RuleSettings,
+           Segmentation,
+           rule_facts,
+           split_sentences,
+)
 
 __all__ = ["CaseReport", "ConvertConfig", "ConvertResult", "ExamItem", "LLMFacts", "Rejected", "RuleSettings",
            "Segmentation", "cache_path", "convert_file", "item_hash", "read_items", "rule_facts", "split_sentences",

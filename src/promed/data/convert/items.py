@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from promed.data.cases import DataError, _case_id, _json_type, _options, jsonl_objects
-from promed.data.convert.segment import split_sentences
+from promed.data.convert.sentences import split_sentences
 from promed.types import Option
 
 

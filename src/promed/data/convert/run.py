@@ -20,7 +20,13 @@ from pathlib import Path
 
 from promed.data.cases import DataError, write_cases
 from promed.data.convert.items import read_items
-from promed.data.convert.llm_facts import GROUNDING, FactCache, Rejected, count_reasons, llm_facts
+from promed.data.convert.llm_facts import (
+    GROUNDING,
+    FactCache,
+    Rejected,
+    count_reasons,
+    llm_facts,
+)
 from promed.data.convert.segment import RuleSettings, rule_facts
 from promed.data.convert.words import content_words
 from promed.errors import InputError

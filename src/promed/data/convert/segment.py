@@ -2,9 +2,8 @@
 
 What: sentences -> clauses -> list items, with the rules medical text needs:
 
-* **Sentences** end at ``.``/``?``/``!`` followed by a capital letter, a digit or a quote, never inside a number
-  (``38.9``), after a title or Latin abbreviation (``Dr.``, ``e.g.``, ``vs.``) or inside brackets; a table cell
-  separator (`` | ``) and a line break also end a sentence.
+* **Sentences** (:mod:`promed.data.convert.sentences`): never ended inside a number (``38.9``), after an
+  abbreviation or inside brackets; table cell separators and line breaks end them.
 * **Clauses** split at ``;`` and at a conjunction (``and``, ``but``, ``while``, ``whereas``) that starts a new
   clause: followed by a subject (``she``, ``the patient``, ``there``), a finite verb (``is``, ``has``,
   ``denies``, ``reports``, a past tense ``-ed`` form) or a vital sign (``and pulse is 90/min``). A conjunction
@@ -35,44 +34,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-# ---- sentences ----------------------------------------------------------------------------------------------
-
-_ABBREVIATIONS = frozenset("dr mr mrs ms st vs approx fig no jr sr prof e.g i.e etc ca mm".split())
-_SENTENCE_END = re.compile(r"([.!?])([\"')\]]*)\s+(?=[A-Z0-9\"'(\[])")
-_BREAKS = re.compile(r"\s*(?:\n+|\s\|\s|^\|\s|\s\|$)\s*")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text`` (stripped, non-empty), by the rules in the module docstring."""
-    out: list[str] = []
-    for block in _BREAKS.split(text):
-        block = block.strip(" |")
-        start = 0
-        for m in _SENTENCE_END.finditer(block):
-            before = block[start:m.start()]
-            last = re.search(r"([A-Za-z.]+)$", before)
-            word = last.group(1).lower().rstrip(".") if last else ""
-            if m.group(1) == "." and word in _ABBREVIATIONS:
-                continue
-            if _depth(block, m.start()) > 0:
-                continue
-            out.append(block[start:m.end()].strip())
-            start = m.end()
-        if block[start:].strip():
-            out.append(block[start:].strip())
-    return [s for s in out if s]
-
-
-def _depth(text: str, pos: int) -> int:
-    """Bracket depth at ``pos`` (round and square brackets)."""
-    d = 0
-    for ch in text[:pos]:
-        if ch in "([":
-            d += 1
-        elif ch in ")]" and d:
-            d -= 1
-    return d
-
+from promed.data.convert.sentences import depth as _depth
+from promed.data.convert.sentences import split_sentences, split_values
+from promed.data.convert.sentences import top_level_split as _top_level_split
 
 # ---- word classes -------------------------------------------------------------------------------------------
 
@@ -172,33 +136,7 @@ class Segmentation:
         return self.initial_facts + self.facts
 
 
-# ---- splitting helpers --------------------------------------------------------------------------------------
-
-
-def _top_level_split(text: str, sep: str) -> list[str]:
-    """``text`` split at ``sep`` outside brackets and quotes; a comma between digits (``15,000``) never splits."""
-    parts, depth, quote, start, i = [], 0, False, 0, 0
-    while i < len(text):
-        ch = text[i]
-        if ch in "([":
-            depth += 1
-        elif ch in ")]" and depth:
-            depth -= 1
-        elif ch == '"':
-            quote = not quote
-        elif ch in "“‘" and not quote:
-            depth += 1
-        elif ch in "”’" and depth and text[i - 1:i] != "s":
-            depth -= 1
-        elif depth == 0 and not quote and text.startswith(sep, i):
-            if not (sep == "," and i + 1 < len(text) and text[i + 1].isdigit() and i and text[i - 1].isdigit()):
-                parts.append(text[start:i])
-                start = i + len(sep)
-                i = start
-                continue
-        i += 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts if p.strip()]
+# ---- clauses and list items ---------------------------------------------------------------------------------
 
 
 def _starts_clause(rest: str) -> bool:
@@ -254,30 +192,6 @@ def _has_content(text: str) -> bool:
 def _is_value(text: str) -> bool:
     """A bare value continuing the previous item (``36.7°C (98.0°F)``, ``126/74 mm Hg``)."""
     return bool(re.match(r"^[<>≤≥~]?\s*\d", text)) and len(re.findall(r"[A-Za-z]{4,}", text)) <= 1
-
-
-_VALUE_TOKEN = re.compile(
-    r"(?:[<>≤≥]?\d[\d.,–-]*(?:%|\+|/[\w^µμ/]+)?|[\w^µμ]*/[\w^µμ/]+|mm\d|m[lm]|[mnµμp]?g|[mkd]?l|[mnµμ]?mol|meq|iu|u|"
-    r"negative|positive|none|normal|absent|present|trace)$", re.IGNORECASE)
-
-
-def split_values(text: str) -> list[str]:
-    """A run of lab values without separators (``Hemoglobin 12.1 g/dL Leukocyte count 6,000/mm3 ...``, as tables
-    flatten) split into one item per value: at a capitalised word that follows a value or a unit. Only where the
-    text holds at least two numbers."""
-    if len(re.findall(r"\d+", text)) < 2:
-        return [text]
-    words = text.split(" ")
-    pieces, cur = [], []
-    for w in words:
-        if cur and w[:1].isupper() and _VALUE_TOKEN.match(cur[-1].rstrip(",;:)")) and \
-                not _VALUE_TOKEN.match(w.rstrip(",;:)")) and w.rstrip(",;:.)") not in ("Hg", "H2O", "HPF") and \
-                any(ch.isdigit() for ch in " ".join(cur)) and len(cur) >= 2:
-            pieces.append(" ".join(cur))
-            cur = []
-        cur.append(w)
-    pieces.append(" ".join(cur))
-    return [p for p in pieces if p.strip()]
 
 
 def _list_items(clause: str, settings: RuleSettings) -> list[str]:
@@ -402,7 +316,8 @@ def _presentation(clause: str, settings: RuleSettings) -> list[str]:
         pieces.append(m.group(1))
         clause = clause[:m.start()] + " " + clause[m.end():]
     parts = re.split(_PRESENTATION_SPLIT, clause, maxsplit=1)
-    if len(parts) == 2 and _PRESENTS.search(parts[0]) and _has_content(parts[0]) and _has_content(parts[1]) and len(parts[0].split()) >= 3:
+    if len(parts) == 2 and _PRESENTS.search(parts[0]) and _has_content(parts[0]) and _has_content(parts[1]) \
+            and len(parts[0].split()) >= 3:
         return [parts[0]] + pieces + [parts[1]]
     return [clause] + pieces
 
