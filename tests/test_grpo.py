@@ -22,7 +22,7 @@ from promed.eval.records import transcript_messages
 from promed.llm import load_llm
 from promed.sig.reward import SigConfig, annotate
 from promed.train.advantages import credit_advantages, turn_rewards
-from promed.train.grpo import GRPORunConfig, read_log, rollout_row, run_grpo, turn_kinds
+from promed.train.grpo import GRPORunConfig, load_cases, read_log, rollout_row, run_grpo, turn_kinds
 from promed.types import Generation, Sampling
 from tests.conftest import KeywordPatient, make_case
 
@@ -148,6 +148,12 @@ def test_grpo_step_shapes_kl_and_identical_rollouts_across_arms(toy, tmp_path):
     a, b = _rollouts(tmp_path / "sig"), _rollouts(tmp_path / "outcome")
     assert [r["ids_sha1"] for r in a] == [r["ids_sha1"] for r in b] and len(a) == 8
     assert out.log[0]["reward"] == rec["reward"]
+    # the checkpoint records the cases it learned from (the contamination guard, promed.data.lineage)
+    from promed.data.lineage import read_lineage
+    from promed.data.splits import case_fingerprint
+
+    train_cases = [c for c in load_cases(_cfg(toy), check_scorer=False)]
+    assert read_lineage(tmp_path / "sig").fingerprints >= {case_fingerprint(c) for c in train_cases}
     # a group is one case's G consultations, samples 0..G-1, in a row
     assert [r["sample"] for r in a] == [0, 1, 2, 3] * 2 and len({r["case_id"] for r in a[:4]}) == 1
     # the saved doctor loads and consults

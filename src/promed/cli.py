@@ -42,6 +42,7 @@ def eval_spec() -> CommandSpec:
              Opt("scorer"), Opt("env.max_questions"), Opt("no_repeat"), Opt("samples"), Opt("temperature"),
              Opt("sig_enabled", ("--sig/--no-sig",)), Opt("estimator"), Opt("seed"), Opt("data.data_seed"),
              Opt("batch_size"), Opt("out"), Opt("overwrite", ("--overwrite",)),
+             Opt("allow_overlap", ("--allow-overlap",)),
              *SERVER_OPTS, PROGRESS)
     return CommandSpec("eval", "Evaluate doctors in the consultation environment; write transcripts, summary.json "
                        "and table.md.", EvalConfig, items, run_eval_cmd)

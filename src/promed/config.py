@@ -86,6 +86,10 @@ class EvalConfig:
     batch_size: int = field(default=64, metadata={"help": "Consultations stepped together."})
     out: Path = field(default=Path("runs/eval"), metadata={"help": "Output directory (re-running resumes)."})
     overwrite: bool = field(default=False, metadata={"help": OVERWRITE_HELP})
+    allow_overlap: bool = field(default=False, metadata={"help": "Evaluate llm:/ask: doctors even on cases their "
+                                                                 "checkpoint learned from (its learned_cases.json); "
+                                                                 "the table marks those rows. Off: such a run is "
+                                                                 "refused."})
 
     def __post_init__(self) -> None:
         """Check every value before anything runs; a message names the option as typed (nothing is loaded)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from promed.config import EvalConfig
+from promed.data.lineage import check_overlap
 from promed.data.sources import load_data
 from promed.doctor.registry import DoctorEntry, build_doctor
 from promed.env.rollout import Episode, run_consultations
@@ -33,7 +34,7 @@ from promed.types import Case, Transcript
 
 # An episode's result depends only on (seed, case, sample), not on how it was batched, and each doctor has its
 # own records: neither binds an evaluation's directory.
-EVAL_NON_BINDING = NON_BINDING | {"batch_size", "doctors"}
+EVAL_NON_BINDING = NON_BINDING | {"batch_size", "doctors", "allow_overlap"}
 
 
 def run_eval(cfg: EvalConfig, progress: bool = True, sig_annotator=None) -> dict[str, Metrics]:
@@ -45,6 +46,8 @@ def run_eval(cfg: EvalConfig, progress: bool = True, sig_annotator=None) -> dict
     cases = loaded.cases
     models = RunModels(cfg.model, cfg.scorer, cfg.patient, is_synthetic(cfg.data.data, cases),
                        server=cfg.server)
+    overlaps = {name: check_overlap(name, name[4:], cases, cfg.allow_overlap) for name in cfg.doctors
+                if name.startswith(("llm:", "ask:"))}  # the contamination guard: an InputError before any write
     entries = [build_doctor(name, models.scorer, models.llm, models.load_llm, cfg.no_repeat) for name in cfg.doctors]
     out = Path(cfg.out)
     check_out_dir(out)
@@ -68,8 +71,8 @@ def run_eval(cfg: EvalConfig, progress: bool = True, sig_annotator=None) -> dict
     results: dict[str, Metrics] = {}
     try:
         for entry in entries:
-            results[entry.name] = _run_doctor(entry, cases, by_id, patient, cfg, out, progress, sig_annotator,
-                                              loaded.skipped)
+            metrics = _run_doctor(entry, cases, by_id, patient, cfg, out, progress, sig_annotator, loaded.skipped)
+            results[entry.name] = dataclasses.replace(metrics, overlap=overlaps.get(entry.name, 0))
     finally:
         if own_annotator is not None:
             own_annotator.close()

@@ -31,6 +31,8 @@ class Metrics:
     n: consultations; skipped: unusable input cases, by reason. With sampled groups (``promed eval --samples G``):
     samples: G; sampled_accuracy: mean accuracy over the G sampled consultations of every case; pass_at_k: share of
     cases with at least one correct sampled consultation (pass@G). The other fields describe the greedy run.
+    overlap: cases of this evaluation the doctor's checkpoint learned from (``--allow-overlap``; 0 otherwise:
+    :mod:`promed.data.lineage`).
     """
 
     accuracy: float
@@ -46,6 +48,7 @@ class Metrics:
     samples: int = 1
     sampled_accuracy: float | None = None
     pass_at_k: float | None = None
+    overlap: int = 0
 
     def to_json(self) -> dict:
         d = asdict(self)

@@ -29,6 +29,8 @@ def _row(name: str, m: Metrics, sampled: bool = False) -> list[str]:
     if sampled:
         extra = ["-", "-"] if m.sampled_accuracy is None else [
             f"{m.sampled_accuracy:.3f}", f"{m.pass_at_k:.3f} (G={m.samples})"]
+    if m.overlap:
+        name = f"{name} (trained on {m.overlap} of these cases)"
     return [name, f"{m.accuracy:.3f}", f"[{m.ci95[0]:.3f}, {m.ci95[1]:.3f}]", *extra, f"{m.mean_questions:.2f}",
             f"{m.fact_recall:.3f}", sig, tot, f"{m.invalid_rate:.3f}", f"{m.truncated_rate:.3f}", str(m.n)]
 

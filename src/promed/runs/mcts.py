@@ -44,6 +44,7 @@ from promed.data.sources import DataConfig
 from promed.doctor.actions import ANSWER_FORMATS
 from promed.errors import InputError
 from promed.eval.records import transcript_messages
+from promed.data.lineage import lineage_of_cases, write_lineage
 from promed.io import (
     OVERWRITE_HELP, JsonRecord,
     JsonlAppender, atomic_write_json, atomic_write_lines, check_out_dir, data_fingerprint, prepare_run,
@@ -207,6 +208,7 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=
     mcfg = cfg.mcts()
     run_manifest = prepare_run(out, cfg, "mcts", data_fingerprint(cases, cfg.data.data), cfg.overwrite)
     start_run(out, run_manifest, cfg.overwrite)  # only once every input problem had its chance to raise
+    write_lineage(out, lineage_of_cases(cases, f"mcts: {cfg.data.data} ({cfg.data.split})"))  # for the guard
     cache = ShapleyCache(value, choice, cfg.shapley_cache or out / "shapley.jsonl", cfg.seed)
     annotator = SigAnnotator(cache, cfg.sig)
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from promed.data.lineage import Lineage, model_lineage, read_lineage, write_lineage
 from promed.train.data import ChatExample, DataError, example_texts, load_chat_jsonl, tokenize_with_mask
 from promed.train.hf_training import (bf16_enabled, checkpointing_kwargs, load_model, plot_losses,
                                       save_and_stop_callbacks, save_final, torch_threads, write_log)
@@ -201,6 +202,9 @@ def _run(train_path: Path, out: Path, cfg: SFTRunConfig, eval_path: Path | None)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
     train = load_chat_jsonl(train_path)
+    lineage = (read_lineage(train_path) or Lineage()).union(model_lineage(cfg.model))
+    if lineage.fingerprints:  # what the trajectories' search and the base model learned from (promed.data.lineage)
+        write_lineage(out, lineage)
     evals = load_chat_jsonl(eval_path) if eval_path is not None else None
 
     resume_from = get_last_checkpoint(str(ckpt_dir)) if (cfg.resume and ckpt_dir.is_dir()) else None

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from promed.data.lineage import lineage_of_cases, model_lineage, write_lineage
 from promed.data.sources import load_data
 from promed.errors import InputError
 from promed.train.grpo.config import GRPORunConfig
@@ -165,6 +166,9 @@ def _run(cfg: GRPORunConfig, out: Path, progress: bool, cases, patient, annotato
                           peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                           resumed_from=Path(resume_from), log=tuple(read_log(log_path)), skipped=True)
     cases = list(cases) if cases is not None else load_cases(cfg, check_scorer=annotator is None)
+    if dist.is_main_process:  # the cases this checkpoint learns from, and its base model's (promed.data.lineage)
+        write_lineage(out, lineage_of_cases(cases, f"grpo: {cfg.data.data} ({cfg.data.split})")
+                      .union(model_lineage(cfg.model)))
     dtype = torch.bfloat16 if (cfg.lora and bf16_enabled(cfg.bf16)) else torch.float32
     model, tokenizer = load_model(cfg.model, dtype)
     shapley_s, shapley_n = 0.0, 0

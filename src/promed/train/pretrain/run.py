@@ -86,6 +86,12 @@ def _run(cfg: PretrainConfig, out: Path, cases: Sequence[Case] | None) -> Pretra
     if not cfg.resume and ckpt_dir.exists():
         shutil.rmtree(ckpt_dir)
 
+    from promed.data.lineage import lineage_of_cases, write_lineage
+    from promed.train.pretrain.examples import pretraining_cases
+
+    label = "pretrain: synthclinic train" + ("" if cases is not None else f", data seed {cfg.data_seed}")
+    cases = pretraining_cases(cfg) if cases is None else cases
+    write_lineage(out, lineage_of_cases(cases, label))  # the contamination guard's record (promed.data.lineage)
     examples = pretraining_examples(cfg, cases)
     model, tokenizer = load_base(scfg, out, [e.chat for e in examples[:TOKENIZER_EXAMPLES]])  # reused on resume
     soft = cfg.labels == "soft"
