@@ -123,6 +123,8 @@ def main() -> None:
     ap.add_argument("--llm-cases", type=int, default=0, help="also run --facts llm on the first N cases")
     ap.add_argument("--model", default="gemma-270m", help="model spec of the LLM fact writer")
     ap.add_argument("--max-new-tokens", type=int, default=256, help="LLM generation budget per vignette")
+    ap.add_argument("--llm-out", type=Path, default=Path("runs/convert_mediq_llm"),
+                    help="where the LLM check writes its cases and its cache (a rerun reuses the cache)")
     args = ap.parse_args()
     if not args.data.is_file():
         sys.exit(f"error: {args.data}: no such file. This benchmark needs MediQ's iMedQA dev set (CC BY 4.0), "
@@ -170,29 +172,33 @@ def main() -> None:
             s = evaluate(rows, items, st)
             print(f"  {name:26s} dev {s['dev (even ids)'].row()}")
     if args.llm_cases:
-        llm_check(rows[: args.llm_cases], args.model, args.max_new_tokens)
+        llm_check(rows[: args.llm_cases], args.model, args.max_new_tokens, args.llm_out)
 
 
-def llm_check(rows: list[dict], model: str, max_new_tokens: int) -> None:
-    """``--facts llm`` on a few cases: the same matcher, plus the rejected facts and the time per case."""
-    with tempfile.TemporaryDirectory() as tmp:
-        src, out = Path(tmp) / "medqa.jsonl", Path(tmp) / "cases.jsonl"
-        medqa_file(rows, src)
-        t0 = time.perf_counter()
-        cfg = ConvertConfig(facts="llm", model=model, max_new_tokens=max_new_tokens)
-        res = convert_file(src, out, progress=False, config=cfg)
-        dt = time.perf_counter() - t0
-        items = read_items(src)
-        from promed.data.cases import load_cases
+def llm_check(rows: list[dict], model: str, max_new_tokens: int, where: Path) -> None:
+    """``--facts llm`` on a few cases: the same matcher, plus the rejected facts and the time per case. The cases and
+    the LLM cache go to ``where`` (MediQ-derived: keep it out of the repository), so a rerun calls no model."""
+    where.mkdir(parents=True, exist_ok=True)
+    src, out = where / "medqa.jsonl", where / "cases.jsonl"
+    medqa_file(rows, src)
+    t0 = time.perf_counter()
+    cfg = ConvertConfig(facts="llm", model=model, max_new_tokens=max_new_tokens)
+    res = convert_file(src, out, progress=False, config=cfg)
+    dt = time.perf_counter() - t0
+    items = read_items(src)
+    from promed.data.cases import load_cases
 
-        cases = load_cases(out, fmt="generic").cases
-        s = Score()
-        for r, item, case in zip(rows, items, cases):
-            init = list(rule_facts(item.vignette).initial_facts)
-            s.add(init + [f.text for f in case.facts], r["facts"])
-        print(f"\nllm ({model}) on {len(rows)} cases: {s.row()}  (initial-statement facts from the rules)")
-        print(f"  {dt:.1f} s ({dt / len(rows):.1f} s per case); facts kept {res.facts}, rejected {res.rejected} "
-              f"{dict(res.rejected_by_reason)}; cases with no grounded fact (rules fallback) {res.fallbacks}")
+    cases = load_cases(out, fmt="generic").cases
+    s = Score()
+    fallback = {rep.id for rep in res.per_case if rep.fallback}
+    for r, item, case in zip(rows, items, cases):
+        init = list(rule_facts(item.vignette).initial_facts)
+        # a case whose LLM facts were all rejected holds rule facts: they are not the LLM's, score none
+        s.add(init + ([] if case.id in fallback else [f.text for f in case.facts]), r["facts"])
+    print(f"\nllm ({model}) on {len(rows)} cases: {s.row()}  (initial-statement facts from the rules; "
+          "rule facts of fallback cases not counted)")
+    print(f"  {dt:.1f} s ({dt / len(rows):.1f} s per case); facts kept {res.facts}, rejected {res.rejected} "
+          f"{dict(res.rejected_by_reason)}; cases with no grounded fact (rules fallback) {res.fallbacks}")
 
 
 if __name__ == "__main__":
