@@ -234,7 +234,7 @@ def _run(tmp_path: Path, cases, **kw):
 def test_export_format_and_no_leaks(tmp_path, synth_cases, annotator):
     summary, cfg = _run(tmp_path, synth_cases, top_k=2, if_none_correct="best")
     recs = [json.loads(line) for line in (cfg.out / "trajectories.jsonl").read_text().splitlines()]
-    assert summary["searched"] == 6 and summary["trajectories"] == len(recs) == 12
+    assert summary.searched == 6 and summary.trajectories == len(recs) == 12
     by_id = {c.id: c for c in synth_cases}
     for rec in recs:
         case, msgs = by_id[rec["id"]], rec["messages"]
@@ -269,7 +269,7 @@ def test_resume_skips_done_and_drops_partial(tmp_path, synth_cases):
     trajs = [json.loads(x)["id"] for x in (out / "trajectories.jsonl").read_text().splitlines()]
     assert stats == [c.id for c in synth_cases]  # the first three were not searched again
     assert len(trajs) == len(set(trajs)) and (out / "trajectories.jsonl").read_text().splitlines()[:3] == first
-    assert summary["searched"] == 6
+    assert summary.searched == 6
 
 
 def test_correctness_only_and_uniform_arms(tmp_path, synth_cases):

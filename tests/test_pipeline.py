@@ -23,23 +23,23 @@ def test_run_pipeline_end_to_end_and_resume(tmp_path):
     arms = ("grpo-sig-mixed", "grpo-outcome", "grpo-sig-mixed-no-stage1")
     for d in ("pretrain", "sft", *arms):
         assert (out / d / "config.json").is_file(), d  # a Hugging Face checkpoint per arm
-    assert set(summary["doctors"]) == {"reactive", "pretrain", "mcts-sft", *arms}
+    assert set(summary.doctors) == {"reactive", "pretrain", "mcts-sft", *arms}
     assert json.loads((out / arms[2] / "manifest.json").read_text())["config"]["model"] == f"hf:{out / 'pretrain'}"
-    assert all(m["n"] == 4 for m in summary["doctors"].values())
+    assert all(m.n == 4 for m in summary.doctors.values())
     table = (out / "ablation.md").read_text()
-    assert all(f"| {name} |" in table for name in summary["doctors"])
-    assert set(summary["steps"]) == {"pretrain", "mcts", "sft", *arms, "eval"}
-    assert all(s["wall_s"] >= 0 and s["peak_rss_mib"] > 0 for s in summary["steps"].values())
+    assert all(f"| {name} |" in table for name in summary.doctors)
+    assert set(summary.steps) == {"pretrain", "mcts", "sft", *arms, "eval"}
+    assert all(s.wall_s >= 0 and s.peak_rss_mib > 0 for s in summary.steps.values())
     # the other arms reused the SIG arm's Shapley cache instead of computing their own
     assert not any((out / d / "shapley.jsonl").exists() for d in arms[1:])
     assert (out / "eval" / "accuracy_vs_questions.png").is_file()
     assert (out / "grpo_curves.png").stat().st_size > 0  # both arms' learning curves in one figure
     # rerun: nothing is trained again, the table is the same
     again = run_pipeline(cfg, progress=False)
-    arm = again["grpo"]["sig-mixed"]
-    assert again["pretrain"]["skipped"] and arm["skipped"] and arm["steps"] == 1
-    assert again["doctors"] == summary["doctors"]
-    assert json.loads((out / "run.json").read_text())["doctors"] == summary["doctors"]
+    arm = again.grpo["sig-mixed"]
+    assert again.pretrain.skipped and arm.skipped and arm.steps == 1
+    assert again.doctors == summary.doctors
+    assert json.loads((out / "run.json").read_text())["doctors"] == {k: m.to_json() for k, m in summary.doctors.items()}
 
 
 def test_ablation_arms_change_one_thing_each(tmp_path):

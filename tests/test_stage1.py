@@ -34,8 +34,8 @@ def test_stage1_starts_from_the_pretrained_doctor_and_skips_it_on_resume(tmp_pat
     sft_log = json.loads((tmp_path / "s1" / "sft" / "train_log.json").read_text())
     assert sft_log["config"]["model"] == f"hf:{tmp_path / 's1' / 'pretrain'}"
     again = run_stage1(cfg, progress=False)
-    assert again["pretrain"]["skipped"] and "pretrain_s" in again  # not trained twice
-    assert again["eval"] == summary["eval"]
+    assert again.pretrain.skipped and again.pretrain_s is not None  # not trained twice
+    assert again.eval == summary.eval
 
 
 def _option_text(user_message: str, letter: str) -> str:
@@ -55,9 +55,9 @@ def test_stage1_config_checks_its_start():
 def test_stage1_from_scratch_runs_end_to_end_and_resumes(tmp_path):
     cfg = _cfg(tmp_path, from_scratch=True)
     summary = run_stage1(cfg, progress=False)
-    assert not (tmp_path / "s1" / "pretrain").exists() and summary["pretrain"] is None
+    assert not (tmp_path / "s1" / "pretrain").exists() and summary.pretrain is None
     rec = json.loads((tmp_path / "s1" / "stage1.json").read_text())
-    assert rec["total_s"] == summary["total_s"] > 0 and rec["peak_rss_mib"] > 0
+    assert rec["total_s"] == summary.total_s > 0 and rec["peak_rss_mib"] > 0
     assert rec["mcts"]["searched"] == 24 and rec["mcts"]["trajectories"] > 0
     assert rec["sft"]["steps"] > 0
     names = set(rec["eval"])
@@ -71,5 +71,5 @@ def test_stage1_from_scratch_runs_end_to_end_and_resumes(tmp_path):
     assert all(m["mean_questions"] <= cfg.search.max_questions for m in rec["eval"].values())
     # a second run resumes every step: nothing is searched or trained again
     again = run_stage1(cfg, progress=False)
-    assert again["sft"]["steps"] == rec["sft"]["steps"]
-    assert again["eval"] == rec["eval"]
+    assert again.sft.steps == rec["sft"]["steps"]
+    assert {k: m.to_json() for k, m in again.eval.items()} == rec["eval"]

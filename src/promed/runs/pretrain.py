@@ -38,7 +38,8 @@ def checkpoint_answer_format(ckpt: Path) -> str:
 @dataclass(frozen=True)
 class PretrainSummary(JsonRecord):
     """What ``promed pretrain`` did (``summary.json``): ``model_dir`` is ``out`` once ``completed``, else the last
-    checkpoint; ``skipped``: the run had completed before and was not repeated (not stored in the file)."""
+    checkpoint; ``skipped``: the run had completed before and was not repeated (not stored in its own
+    ``summary.json``)."""
 
     completed: bool
     model_dir: str
@@ -51,11 +52,6 @@ class PretrainSummary(JsonRecord):
     wall_seconds_this_run: float
     resumed_from: str | None
     skipped: bool = False
-
-    def to_json(self) -> dict:
-        rec = super().to_json()
-        del rec["skipped"]
-        return rec
 
 
 def _completed_summary(out: Path) -> PretrainSummary | None:
@@ -90,5 +86,5 @@ def run_pretrain_command(cfg: PretrainConfig, progress: bool = True) -> Pretrain
         data_seconds=res.data_s, wall_seconds_this_run=sft.wall_s,
         resumed_from=str(sft.resumed_from) if sft.resumed_from else None,
     )
-    atomic_write_json(out / "summary.json", summary)
+    atomic_write_json(out / "summary.json", {k: v for k, v in summary.to_json().items() if k != "skipped"})
     return summary
