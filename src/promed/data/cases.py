@@ -234,7 +234,7 @@ def _open(path: Path):
     if path.is_dir():
         raise DataError(path, None, None, "is a directory, not a JSONL file")
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise DataError(path, None, None, "no such file")
     try:
         return path.open("rb")
     except OSError as err:
