@@ -123,16 +123,11 @@ def write_split_files(path: str | Path, out: str | Path,
     records verbatim, each in its split (so ``--split test`` on ``out/test.jsonl`` keeps every case). Returns the
     counts per split and the unusable records left out, by reason. The whole file is validated and ``out`` checked
     before the first file is written; each file is written atomically (temp file + rename)."""
-    from promed.io import atomic_write_lines
+    from promed.io import atomic_write_lines, check_out_dir
 
     lines, skipped = split_lines(path, shares)
     out = Path(out)
-    for parent in (out, *out.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                problem = "exists and is not a directory" if parent == out else f"{parent} is not a directory"
-                raise InputError(f"--out {out}: {problem}")
-            break
+    check_out_dir(out)
     targets = {s: out / f"{s}.jsonl" for s in SPLITS}
     for target in targets.values():
         if target.is_dir():

@@ -27,28 +27,23 @@ class GrpoCommandConfig(GRPORunConfig):
 
 
 @dataclass(frozen=True)
-class GrpoSummary(JsonRecord):
-    """What ``promed grpo`` did (``summary.json``): :class:`promed.train.grpo.GRPOResult` without the per-step log,
-    plus the last logged step (TRL's and our ``promed/*`` metrics by name, as in ``log.jsonl``) and the credit."""
+class GrpoSummary(GRPOResult, JsonRecord):
+    """What ``promed grpo`` did: :class:`promed.train.grpo.GRPOResult` plus the last logged step (TRL's and our
+    ``promed/*`` metrics by name, as in ``log.jsonl``) and the credit; ``summary.json`` holds it without the
+    per-step log (that is ``log.jsonl``)."""
 
-    model_dir: Path
-    completed: bool
-    steps: int
-    wall_s: float
-    rollout_s: float
-    episodes: int
-    shapley_s: float
-    shapley_cases: int
-    peak_rss_mb: float
-    resumed_from: Path | None
-    skipped: bool
-    last_step: dict | None
-    credit: str
+    last_step: dict | None = None
+    credit: str = ""
 
     @classmethod
     def of(cls, res: GRPOResult, credit: str) -> "GrpoSummary":
-        same = {f.name: getattr(res, f.name) for f in fields(cls) if hasattr(res, f.name)}
+        same = {f.name: getattr(res, f.name) for f in fields(GRPOResult)}
         return cls(**same, last_step=res.log[-1] if res.log else None, credit=credit)
+
+    def to_json(self) -> dict:
+        rec = super().to_json()
+        del rec["log"]
+        return rec
 
 
 def run_grpo_command(cfg: GrpoCommandConfig, progress: bool = True) -> GrpoSummary:
