@@ -100,3 +100,22 @@ def _raise_for(lineage: Lineage, cases) -> int:
         write_lineage(Path(d), lineage)
         assert (Path(d) / LINEAGE_FILE).is_file()
         return check_overlap("llm:d", d, cases, allow=False)
+
+
+def test_a_mediq_case_is_one_case_under_either_initial_protocol(tmp_path):
+    """Trained with --initial first-half-facts, evaluated with first-sentence: the guard sees the same case."""
+    rec = {"id": 7, "question": "Which of the following is the most likely diagnosis?",
+           "context": ["A 30-year-old woman has a headache.", "She has a fever.", "Her neck is stiff."],
+           "facts": ["1. Patient is a 30-year-old woman.", "2. Patient has a headache.", "3. Patient has a fever.",
+                     "4. Patient has a stiff neck."],
+           "options": {"A": "Meningitis", "B": "Migraine", "C": "Sinusitis", "D": "Tension headache"},
+           "answer_idx": "A"}
+    path = tmp_path / "mediq.jsonl"
+    path.write_text(json.dumps(rec) + "\n", encoding="utf-8")
+    from promed.data.cases import load_cases
+
+    [train] = load_cases(path, initial="first-half-facts").cases
+    [test] = load_cases(path, initial="first-sentence").cases
+    assert train.initial != test.initial and train.n_facts < test.n_facts  # two readings of one record
+    assert case_fingerprint(train) == case_fingerprint(test)
+    assert lineage_of_cases([train], "grpo").overlap([test]) == [test.id]

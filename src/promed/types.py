@@ -95,6 +95,10 @@ class Case:
         answer: the gold option letter.
         source: where the case came from (``synthclinic``, ``mediq``, ``jsonl:<file>``).
         initial_findings: structured form of ``initial`` (SynthClinic only; empty for real data).
+        origin: the content fingerprint of the record the case was read from when it differs from the case's own
+            (a MediQ record read with ``--initial first-half-facts`` keeps the fingerprint of its ``first-sentence``
+            reading, so that splits and the contamination guard see one case: :mod:`promed.data.splits`); empty
+            otherwise. Not written by :meth:`to_json`.
     """
 
     id: str
@@ -105,6 +109,7 @@ class Case:
     answer: str
     source: str = ""
     initial_findings: tuple[Finding, ...] = ()
+    origin: str = ""
 
     @property
     def n_facts(self) -> int:

@@ -41,7 +41,7 @@ import json
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -50,6 +50,7 @@ from promed.data.splits import (
     SPLIT_CHOICES,
     SPLITS,
     SplitShares,
+    case_fingerprint,
     check_split_value,
     split_of,
 )
@@ -289,9 +290,11 @@ def _read(path: Path, initial: str, fmt: str, shares: SplitShares | None) -> Ite
         if cid in seen:
             raise DataError(path, lineno, "id", f"duplicate id {cid!r}")
         seen.add(cid)
+        if isinstance(made, Case) and fmt == "mediq" and initial != "first-sentence":
+            made = replace(made, origin=case_fingerprint(_canonical(made, rec, fmt, initial, path, lineno)))
         split = _record_split(rec, path, lineno)
         if split is None and shares is not None and isinstance(made, Case):
-            split = split_of(_canonical(made, rec, fmt, initial, path, lineno), shares)
+            split = split_of(made, shares)
         yield lineno, made, split
 
 

@@ -64,8 +64,11 @@ def case_fingerprint(case: Case) -> str:
     """The sha256 (hex) of a case's content: initial information, hidden facts (in order), question, options.
 
     Texts are NFC-normalised with whitespace runs collapsed, so a reformatted copy of a case has the same
-    fingerprint; the id, the gold letter, the source and annotations do not count.
+    fingerprint; the id, the gold letter, the source and annotations do not count. A case read under another
+    initial-information protocol carries its record's fingerprint as ``origin``, which is returned instead.
     """
+    if case.origin:
+        return case.origin
     content = {"initial": _norm(case.initial), "facts": [_norm(f.text) for f in case.facts],
                "question": _norm(case.question), "options": [[o.letter, _norm(o.text)] for o in case.options]}
     blob = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
