@@ -77,7 +77,8 @@ def run_eval(cfg: EvalConfig, progress: bool = True, sig_annotator=None) -> dict
         if own_annotator is not None:
             own_annotator.close()
     atomic_write_json(out / "summary.json", {name: m.to_json() for name, m in results.items()})
-    atomic_write_text(out / "table.md", markdown_table(results))
+    atomic_write_text(out / "table.md", f"Cases: {cfg.data.data}, split {cfg.data.split}, {len(cases)} cases, "
+                                        f"budget {cfg.env.max_questions}\n\n" + markdown_table(results))
     from promed.eval.figures import plot_accuracy_vs_questions
 
     plot_accuracy_vs_questions(results, out / "accuracy_vs_questions.png",

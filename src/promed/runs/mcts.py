@@ -242,6 +242,7 @@ def run_mcts(cfg: MctsRunConfig, progress: bool = True, *, patient=None, scorer=
     summary = summarise(out, {c.id for c in cases}, time.perf_counter() - t0)
     if loaded is not None:
         summary = dataclasses.replace(summary, skipped=dict(loaded.skipped))
+    summary = dataclasses.replace(summary, data=cfg.data.data, split=cfg.data.split)
     atomic_write_json(out / "summary.json", summary)
     return summary
 
@@ -251,7 +252,7 @@ class MctsSummary(JsonRecord):
     """What ``promed mcts`` did (``summary.json``), over the cases of this run that are done (earlier invocations
     included): how many were searched and exported, the best trajectories' means (return, accuracy, questions, SIG),
     the exported rank-0 trajectories' means, time per case, model calls; ``skipped``: unusable cases of the data
-    file by reason (None when the caller passed the cases)."""
+    file by reason (None when the caller passed the cases); ``data`` and ``split``: where the cases came from."""
 
     cases: int
     searched: int
@@ -272,6 +273,8 @@ class MctsSummary(JsonRecord):
     proposal_calls: int
     wall_s: float
     skipped: dict[str, int] | None = None
+    data: str = ""
+    split: str = ""
 
 
 def summarise(out: Path, ids: set[str], wall_s: float) -> MctsSummary:

@@ -62,11 +62,13 @@ class SigRunConfig:
 
 @dataclass(frozen=True)
 class SigSummary(JsonRecord):
-    """What ``promed sig`` did (``summary.json``): cases, unusable cases skipped by reason, cases computed by this
+    """What ``promed sig`` did (``summary.json``): cases, the data and its split, unusable cases skipped by reason, cases computed by this
     call, the scorer and estimator, and means over the cases (facts, value evaluations, seconds, v(empty), v(all)),
     with the largest efficiency gap |sum(phi) - (v(all) - v(empty))|."""
 
     n_cases: int
+    data: str
+    split: str
     skipped: dict[str, int]
     computed_now: int
     scorer: str
@@ -110,7 +112,7 @@ def run_sig(cfg: SigRunConfig, progress: bool = True) -> SigSummary:
         return statistics.fmean(xs) if recs else 0.0
 
     summary = SigSummary(
-        n_cases=len(recs), skipped=dict(loaded.skipped), computed_now=len(todo), scorer=value.id,
+        n_cases=len(recs), data=cfg.data.data, split=cfg.data.split, skipped=dict(loaded.skipped), computed_now=len(todo), scorer=value.id,
         estimator=cfg.estimator, mean_facts=mean(r.n_facts for r in recs), mean_n_evals=mean(r.n_evals for r in recs),
         mean_seconds_per_case=mean(r.seconds for r in recs), wall_seconds_this_run=round(time.perf_counter() - t0, 3),
         mean_v_empty=mean(r.v_empty for r in recs), mean_v_full=mean(r.v_full for r in recs),
