@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from promed.errors import InputError
 from promed.llm.base import LLM, SpecError, parse_spec
 from promed.types import Doctor, Scorer
 
@@ -100,5 +101,5 @@ def build_doctor(name: str, scorer: Callable[[], Scorer], llm: Callable[[], LLM]
 def _maybe(factory: Callable[[], LLM]) -> LLM | None:
     try:
         return factory()
-    except LookupError:
+    except InputError:  # no --model given: the doctor works without a model
         return None

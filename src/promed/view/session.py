@@ -180,7 +180,7 @@ class Clinic:
             m = self._models
             try:
                 self._doctors[name] = build_doctor(name, m.scorer, m.llm, m.load_llm)
-            except LookupError as err:  # "prompted" wants --model, which live consultations do not take
+            except InputError as err:  # "prompted" wants --model, which live consultations do not take
                 raise InputError(f"doctor {name}: {err}; here a model doctor is given as llm:<spec or checkpoint "
                                  "dir>") from None
         return self._doctors[name]
