@@ -258,3 +258,31 @@ def test_two_processes_train_exactly_as_one(toy, tmp_path):
 
     wa, wb = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+
+class FactTwoScorer:
+    """A scorer that names the gold (B) once fact 2 is known, and A before."""
+
+    id = "fact-two"
+
+    def probs(self, queries):
+        return [np.array([0.1, 0.7, 0.1, 0.1]) if any(f.id == 2 for f in q.facts) else np.array([0.7, 0.1, 0.1, 0.1])
+                for q in queries]
+
+
+def test_questioner_only_and_information_gain_modes_roll_out_the_same_consultations(toy, tmp_path):
+    """--answerer scorer and --credit ig-mixed change the credit, not the rollouts: the same token ids as the normal
+    mode for the same seed; the outcome is the scorer's answer on the revealed facts; the gains are recorded."""
+    _run(toy, tmp_path / "policy", steps=1, credit="outcome")
+    for name, kw in (("asker", {"answerer": "scorer", "credit": "outcome"}), ("ig", {"credit": "ig-mixed"})):
+        res = run_grpo(_cfg(toy, steps=1, **kw), tmp_path / name, progress=False, patient=KeywordPatient(),
+                       annotator=FixedSig(), judge=FactTwoScorer())
+        assert res.completed
+        a, b = _rollouts(tmp_path / "policy"), _rollouts(tmp_path / name)
+        assert [r["ids_sha1"] for r in a] == [r["ids_sha1"] for r in b]
+        if name == "asker":
+            assert [r["own_correct"] for r in b] == [r["correct"] for r in a]  # the policy's own answers
+            assert "promed/ask_accuracy" in res.log[0]
+        else:
+            assert all(len(r["gain"]) == len(r["kinds"]) for r in b) and "promed/gain_per_question" in res.log[0]
+            assert all(g == 0.0 for r in b for k, g in zip(r["kinds"], r["gain"]) if k != "ask")

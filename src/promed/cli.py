@@ -276,7 +276,8 @@ def run_pretrain_cmd(cfg, progress: bool) -> None:
 def grpo_spec() -> CommandSpec:
     from promed.runs.grpo import GrpoCommandConfig
 
-    items = (Opt("model"), *DATA_OPTS, Opt("credit", ("--credit", "--reward")), Opt("weights.alpha", ("--alpha",)),
+    items = (Opt("model"), *DATA_OPTS, Opt("credit", ("--credit", "--reward")), Opt("answerer"),
+             Opt("weights.alpha", ("--alpha",)),
              Opt("weights.beta", ("--beta",)), Opt("weights.gamma", ("--gamma",)),
              Opt("weights.format", ("--format-reward",)), Opt("mix_lambda"), Opt("mix_baseline"), Opt("mix_scope"),
              Opt("sig.lam", ("--lam",)),

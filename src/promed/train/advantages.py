@@ -8,8 +8,11 @@ the mean reward of the doctor tokens of its group (G consultations of one case, 
 :func:`group_token_advantages`). The outcome arm (``--reward outcome``): one reward per episode (correctness +
 format), group-normalised ``(r - mean) / (std + eps)`` (:func:`outcome_advantages`), on every doctor token. The
 documented variant ``--reward sig-mixed`` (the multi-turn GRPO form): the outcome advantage plus ``lambda`` times each
-question's SIG normalised over its group's questions (:func:`turn_group_advantages`). All arms see the same rollouts;
-only these functions differ (:func:`credit_advantages` picks one per arm).
+question's SIG normalised over its group's questions (:func:`turn_group_advantages`). ``ig-mixed`` is the same form
+with each question's *information gain* in place of its SIG: the rise of the scorer's probability of the gold answer
+that the question's reply brought, v(S after) - v(S before), with no Shapley values (IGPO-style: Wang et al., 2025,
+"Information Gain-based Policy Optimization"). All arms see the same rollouts; only these functions differ
+(:func:`credit_advantages` picks one per arm).
 
 Deviations from the reference, on purpose: a forced answer (the environment's, not the policy's) earns nothing and
 carries no tokens; an unreadable turn earns the format term 0 (the penalty is the missing ``f``); a repeated
@@ -108,8 +111,8 @@ def outcome_advantages(rewards: Sequence[float], groups: Sequence[int], scale: b
 
 # ---- whole rollout batches: the credit of each arm ----------------------------------------------------------------
 
-Credit = Literal["sig", "sig-mixed", "outcome"]
-CREDITS: tuple[str, ...] = ("sig", "sig-mixed", "outcome")
+Credit = Literal["sig", "sig-mixed", "ig-mixed", "outcome"]
+CREDITS: tuple[str, ...] = ("sig", "sig-mixed", "ig-mixed", "outcome")
 
 
 @dataclass(frozen=True)
@@ -117,8 +120,9 @@ class EpisodeCredit:
     """What credit assignment needs of one consultation (no text, no model): ``turn_index`` (T,) the policy turn of
     each trained token (-1 on the environment's), each policy turn's kind and SIG, and how the episode ended.
 
-    ``correct`` is the *policy's* answer being right (a forced answer is never correct here); ``format_ok`` that
-    every output parsed and the policy answered (no forced answer).
+    ``correct`` is the answer the outcome rewards being right: the *policy's* (a forced answer is never correct
+    then), or the scorer's given the facts revealed (``--answerer scorer``); ``format_ok`` that every output parsed
+    and the policy answered (no forced answer). ``gain`` holds each policy turn's information gain (``ig-mixed``).
     """
 
     turn_index: np.ndarray
@@ -128,6 +132,8 @@ class EpisodeCredit:
     format_ok: bool
     content: np.ndarray | None = None
     """(T,) bool, optional: the tokens of an answer turn after its keyword (the diagnosis it names); None: none."""
+    gain: tuple[float, ...] | None = None
+    """(K,) optional: each policy turn's information gain v(S after) - v(S before) (0 unless a question)."""
 
     @property
     def mask(self) -> np.ndarray:
@@ -142,10 +148,12 @@ def episode_reward(ep: EpisodeCredit, w: RewardWeights = RewardWeights()) -> flo
 TurnBaseline = Literal["questions", "turns", "position"]
 TURN_BASELINES: tuple[str, ...] = ("questions", "turns", "position")
 
-TurnScope = Literal["turn", "decision"]
-TURN_SCOPES: tuple[str, ...] = ("turn", "decision")
-"""Where ``sig-mixed`` puts an answer turn's SIG advantage: on all its tokens (``turn``), or only on the tokens that
-choose to answer (``decision``: the keyword), leaving the diagnosis it names to the outcome advantage alone."""
+TurnScope = Literal["turn", "decision", "questions"]
+TURN_SCOPES: tuple[str, ...] = ("turn", "decision", "questions")
+"""Where ``sig-mixed`` puts the turn (SIG) advantage of a turn that is not a question: on all of an answer's tokens
+(``turn``); only on the tokens that choose to answer (``decision``: the keyword), leaving the diagnosis it names to
+the outcome advantage alone; or nowhere (``questions``: only questions get the term, so an answer, and the
+diagnosis it names, gets the outcome advantage alone and a right diagnosis is never pushed down by the SIG term)."""
 
 
 def turn_group_advantages(kinds: Sequence[Sequence[TurnKind]], sig: Sequence[Sequence[float]],
@@ -195,7 +203,8 @@ def turn_group_advantages(kinds: Sequence[Sequence[TurnKind]], sig: Sequence[Seq
 
 def credit_advantages(credit: Credit, episodes: Sequence[EpisodeCredit], groups: Sequence[int],
                       w: RewardWeights = RewardWeights(), mix_lambda: float = 1.0,
-                      mix_baseline: TurnBaseline = "turns", mix_scope: TurnScope = "turn") -> list[np.ndarray]:
+                      mix_baseline: TurnBaseline = "turns", mix_scope: TurnScope = "turn",
+                      train_diagnosis: bool = True) -> list[np.ndarray]:
     """Per episode (T_i,) token advantages of one rollout batch under an arm's credit; 0 on environment tokens.
 
     * ``sig`` (the reference's scheme): :func:`turn_rewards` spread over each turn's tokens, minus the group's mean
@@ -206,8 +215,13 @@ def credit_advantages(credit: Credit, episodes: Sequence[EpisodeCredit], groups:
       with the group's other questions (``questions``) or other turns, answers included (``turns``), whatever the
       episode's length. With ``mix_scope="decision"`` an answer turn's term lands only on the tokens that chose to
       answer, not on the diagnosis after them (``EpisodeCredit.content``): whether to stop asking is what SIG can
-      judge; which diagnosis to name is the outcome's to judge.
+      judge; which diagnosis to name is the outcome's to judge. With ``mix_scope="questions"`` only question turns
+      get the term.
+    * ``ig-mixed``: ``sig-mixed`` with each turn's information gain (``EpisodeCredit.gain``) in place of its SIG.
     * ``outcome``: :func:`outcome_advantages` of :func:`episode_reward`, the same on every doctor token.
+
+    ``train_diagnosis`` false (``--answerer scorer``: the scorer names the diagnosis, the policy only asks): the
+    tokens of the diagnosis an answer names (``EpisodeCredit.content``) get advantage 0 under every arm.
 
     ``groups[i]`` is episode ``i``'s group (its case within the batch); every episode of a group must be present.
     """
@@ -219,15 +233,28 @@ def credit_advantages(credit: Credit, episodes: Sequence[EpisodeCredit], groups:
         raise ValueError("one group id per episode")
     if credit == "sig":
         rewards = [spread_over_tokens(e.turn_index, turn_rewards(e.kinds, e.sig, e.correct, w)) for e in episodes]
-        return group_token_advantages(rewards, [e.mask for e in episodes], groups)
+        return _without_diagnosis(group_token_advantages(rewards, [e.mask for e in episodes], groups), episodes,
+                                  train_diagnosis)
     outcome = outcome_advantages([episode_reward(e, w) for e in episodes], groups)
     out = [a * e.mask for a, e in zip(outcome, episodes)]
-    if credit == "sig-mixed":
-        turn_adv = turn_group_advantages([e.kinds for e in episodes], [e.sig for e in episodes], groups,
-                                         baseline=mix_baseline)
+    if credit in ("sig-mixed", "ig-mixed"):
+        if credit == "ig-mixed" and any(e.gain is None for e in episodes):
+            raise ValueError("ig-mixed needs each episode's information gains (EpisodeCredit.gain)")
+        values = [e.sig if credit == "sig-mixed" else e.gain for e in episodes]
+        turn_adv = turn_group_advantages([e.kinds for e in episodes], values, groups, baseline=mix_baseline)
         for i, (e, t) in enumerate(zip(episodes, turn_adv)):
+            if mix_scope == "questions":
+                t = np.where(np.asarray(e.kinds) == "ask", t, 0.0)
             term = mix_lambda * spread_over_tokens(e.turn_index, t)
             if mix_scope == "decision" and e.content is not None:
                 term = np.where(np.asarray(e.content, dtype=bool), 0.0, term)
             out[i] = out[i] + term
-    return out
+    return _without_diagnosis(out, episodes, train_diagnosis)
+
+
+def _without_diagnosis(adv: list[np.ndarray], episodes: Sequence[EpisodeCredit], train: bool) -> list[np.ndarray]:
+    """``adv`` with 0 on the tokens of each named diagnosis unless ``train`` (the scorer answers for the policy)."""
+    if train:
+        return adv
+    return [a if e.content is None else np.where(np.asarray(e.content, dtype=bool), 0.0, a)
+            for a, e in zip(adv, episodes)]

@@ -12,7 +12,9 @@ from promed.sig.reward import SigConfig
 from promed.train.advantages import (CREDITS, TURN_BASELINES, TURN_SCOPES, Credit, RewardWeights, TurnBaseline,
                                      TurnScope)
 
-__all__ = ["GRPORunConfig"]
+__all__ = ["ANSWERERS", "GRPORunConfig"]
+
+ANSWERERS = ("policy", "scorer")
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,17 @@ class GRPORunConfig:
                                                             "on the answer's, minus the group mean: the reference's "
                                                             "scheme; on SynthClinic it stops the small doctor asking, "
                                                             "BENCHMARKS.md), sig-mixed (outcome advantage + mix_lambda "
-                                                            "x the turn's group-normalised SIG) or outcome (one "
-                                                            "group-normalised episode reward on every doctor token)."})
+                                                            "x the turn's group-normalised SIG), ig-mixed (the same "
+                                                            "with each question's information gain, v(after) - "
+                                                            "v(before), in place of its SIG: no Shapley values) or "
+                                                            "outcome (one group-normalised episode reward on every "
+                                                            "doctor token)."})
+    answerer: str = field(default="policy", metadata={"help": "Who gives the answer the outcome rewards: policy "
+                                                              "(its own answer, today's behaviour) or scorer (the "
+                                                              "scorer's answer on the facts the consultation "
+                                                              "revealed: the policy is trained as a questioner only, "
+                                                              "as ask: evaluates it; its diagnosis tokens get no "
+                                                              "advantage). The rollouts are the same."})
     weights: RewardWeights = field(default_factory=RewardWeights,
                                    metadata={"help": "Reward coefficients alpha, beta, gamma, format."})
     mix_lambda: float = field(default=1.0, metadata={"help": "sig-mixed: weight of the turn (SIG) advantage."})
@@ -45,8 +56,10 @@ class GRPORunConfig:
                                                          "the outcome)."})
     mix_scope: TurnScope = field(default="turn",
                                  metadata={"help": "sig-mixed: an answer turn's SIG advantage on all its tokens "
-                                                   "(turn), or only on the tokens that choose to answer (decision: "
-                                                   "the diagnosis it names gets the outcome advantage alone)."})
+                                                   "(turn), only on the tokens that choose to answer (decision: "
+                                                   "the diagnosis it names gets the outcome advantage alone), or "
+                                                   "on question turns only (questions: an answer gets the outcome "
+                                                   "advantage alone)."})
     sig: SigConfig = field(default_factory=SigConfig, metadata={"help": "Shapley values -> SIG (lam, weighting)."})
     scorer: str = field(default="bayes", metadata={"help": "Scorer of the value function v(S) behind the Shapley "
                                                            "values: bayes (SynthClinic's exact posterior) or a model "
@@ -96,6 +109,8 @@ class GRPORunConfig:
     def __post_init__(self) -> None:
         if self.credit not in CREDITS:
             raise InputError(f"--credit must be one of {', '.join(CREDITS)}, got {self.credit!r}")
+        if self.answerer not in ANSWERERS:
+            raise InputError(f"--answerer must be one of {', '.join(ANSWERERS)}, got {self.answerer!r}")
         if self.mix_baseline not in TURN_BASELINES:
             raise InputError(f"--mix-baseline must be one of {', '.join(TURN_BASELINES)}, got {self.mix_baseline!r}")
         if self.mix_scope not in TURN_SCOPES:

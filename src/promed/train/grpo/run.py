@@ -93,6 +93,22 @@ def prepare_shapley(cases: Sequence[Case], cfg: GRPORunConfig, out: Path, progre
     return annotator, time.perf_counter() - t0, len(todo)
 
 
+def judging_scorer(cfg: GRPORunConfig, judge=None):
+    """(scorer that answers, value function v(S)) for the modes that need a scorer during training: the scorer for
+    ``--answerer scorer``, v(S) from it for ``--credit ig-mixed``; (None, None) otherwise, so no scorer stays
+    loaded."""
+    if cfg.answerer != "scorer" and cfg.credit != "ig-mixed":
+        return None, None
+    if judge is None:
+        from promed.runtime import make_scorer
+
+        judge = make_scorer(cfg.scorer)
+    from promed.sig.value import ScorerValue
+
+    value = ScorerValue(judge).v if cfg.credit == "ig-mixed" else None
+    return (judge if cfg.answerer == "scorer" else None), value
+
+
 def make_patient(cfg: GRPORunConfig):
     from promed.runtime import RunModels
 
@@ -129,19 +145,21 @@ def truncate_log(path: Path, step: int) -> None:
 
 
 def run_grpo(cfg: GRPORunConfig, out: Path, progress: bool = True, *, cases: Sequence[Case] | None = None,
-             patient=None, annotator=None) -> GRPOResult:
+             patient=None, annotator=None, judge=None) -> GRPOResult:
     """Train ``cfg.model`` by GRPO over consultations (module docs); writes ``out`` (final checkpoint),
     ``out/checkpoints/``, ``out/log.jsonl`` (one record per step), ``out/rollouts.jsonl`` (one per consultation),
     ``out/curves.png``, ``out/train_log.json``. ``cases`` (already loaded and checked), ``patient`` and
-    ``annotator`` replace what ``cfg`` would build (callers with their own simulator or SIG weights)."""
+    ``annotator`` replace what ``cfg`` would build (callers with their own simulator or SIG weights); ``judge`` the
+    scorer that answers for ``--answerer scorer`` and values the information gains of ``ig-mixed`` (default: the
+    ``--scorer``; kept loaded during training only in those two modes)."""
     n = cfg.num_threads
     if n is None and not torch.cuda.is_available():
         n = min(2, torch.get_num_threads())
     with torch_threads(n):
-        return _run(cfg, Path(out), progress, cases, patient, annotator)
+        return _run(cfg, Path(out), progress, cases, patient, annotator, judge)
 
 
-def _run(cfg: GRPORunConfig, out: Path, progress: bool, cases, patient, annotator) -> GRPOResult:
+def _run(cfg: GRPORunConfig, out: Path, progress: bool, cases, patient, annotator, judge) -> GRPOResult:
     from datasets import Dataset
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -186,7 +204,8 @@ def _run(cfg: GRPORunConfig, out: Path, progress: bool, cases, patient, annotato
                     path.unlink(missing_ok=True)
     patient = patient or make_patient(cfg)
     args = make_grpo_args(cfg, ckpt_dir, dist.num_processes)
-    rollout = ConsultationRollout(cases, patient, annotator, tokenizer, cfg)
+    judge, value = judging_scorer(cfg, judge)
+    rollout = ConsultationRollout(cases, patient, annotator, tokenizer, cfg, judge=judge, value=value)
     peft_config = None
     if cfg.lora:
         from peft import LoraConfig
@@ -208,6 +227,7 @@ def _run(cfg: GRPORunConfig, out: Path, progress: bool, cases, patient, annotato
         mix_baseline=cfg.mix_baseline,
         mix_scope=cfg.mix_scope,
         rollout_log=rollout_path,
+        train_diagnosis=cfg.answerer == "policy",
     )
     try:
         trainer.train(resume_from_checkpoint=resume_from)

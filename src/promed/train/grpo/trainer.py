@@ -64,9 +64,11 @@ class ConsultationRollout:
     ``process_index * len(prompts)``, as TRL slices it).
     """
 
-    def __init__(self, cases: Sequence[Case], patient, annotator, tokenizer, cfg: GRPORunConfig):
+    def __init__(self, cases: Sequence[Case], patient, annotator, tokenizer, cfg: GRPORunConfig, *,
+                 judge=None, value=None):
         self.cases = {c.id: c for c in cases}
         self.patient, self.annotator, self.tokenizer, self.cfg = patient, annotator, tokenizer, cfg
+        self.judge, self.value = judge, value  # the scorer that answers (--answerer scorer); v(S) for ig-mixed
         self.seconds = 0.0  # rollout wall time, for the throughput log
         self.episodes = 0
 
@@ -82,8 +84,8 @@ class ConsultationRollout:
         transcripts = run_consultations(episodes, doctor, self.patient, cfg.env,
                                         seed=derived_seed(cfg.seed, trainer.state.global_step),
                                         batch_size=cfg.rollout_batch)
-        rows = [rollout_row(ep.case, self.annotator(ep.case, tr), backend, cfg.env.max_questions)
-                for ep, tr in zip(episodes, transcripts)]
+        rows = [rollout_row(ep.case, self.annotator(ep.case, tr), backend, cfg.env.max_questions, judge=self.judge,
+                            value=self.value) for ep, tr in zip(episodes, transcripts)]
         self.seconds += time.perf_counter() - t0
         self.episodes += len(rows)
         return {key: [row[key] for row in rows] for key in rows[0]}
@@ -118,11 +120,12 @@ def trainer_class():
 
     class ConsultationGRPOTrainer(GRPOTrainer):
         def __init__(self, *args, credit: Credit, weights: RewardWeights, mix_lambda: float,
-                     mix_baseline: TurnBaseline, mix_scope: TurnScope, rollout_log: Path | None = None, **kwargs):
+                     mix_baseline: TurnBaseline, mix_scope: TurnScope, rollout_log: Path | None = None,
+                     train_diagnosis: bool = True, **kwargs):
             os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental: versions pinned
             super().__init__(*args, **kwargs)
             self.credit, self.weights, self.mix_lambda, self.mix_baseline = credit, weights, mix_lambda, mix_baseline
-            self.mix_scope = mix_scope
+            self.mix_scope, self.train_diagnosis = mix_scope, train_diagnosis
             self.rollout_log = rollout_log
 
         def _get_train_sampler(self, dataset=None):
@@ -137,7 +140,7 @@ def trainer_class():
             g = self.num_generations
             groups = [i // g for i in range(len(everyone))]
             adv = credit_advantages(self.credit, [e.credit for e in everyone], groups, self.weights,
-                                    self.mix_lambda, self.mix_baseline, self.mix_scope)
+                                    self.mix_lambda, self.mix_baseline, self.mix_scope, self.train_diagnosis)
             start = self.accelerator.process_index * len(inputs)
             mine = adv[start:start + len(inputs)]
             width = out["completion_ids"].shape[1]
