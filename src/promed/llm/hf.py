@@ -7,10 +7,11 @@ fast option scoring.
   :class:`promed.types.Generation` objects: the sampled ids (cut at a stop string on a token boundary, so that
   ``text == decode(token_ids)``; ending with the end-of-turn id when the model emitted it) and each id's
   log-probability under the sampling distribution (logits / temperature, before top-p truncation, as TRL
-  computes it; the plain logits when greedy). Sampling draws every row from its own ``torch.Generator`` (seeded
+  computes it; the plain logits when greedy). Sampling draws every row from its own random stream (seeded
   per chat from ``Sampling.seeds``), so a chat's sample does not depend on the other chats in the batch: the
   choice is made in a logits processor (:class:`promed.llm.sampling.RowSampler`) under greedy decoding, which keeps
-  ``model.generate``'s batching and caching.
+  ``model.generate``'s batching and caching. The draw runs on the model's device, batched (inverse CDF with one
+  pre-drawn uniform per row and step); no vocabulary-sized tensor is copied to the host.
 * ``score_options`` computes ``log P(option | prompt)`` summed over the option's tokens, then a softmax over the
   prompt's options. It is built for many prompts sharing a long prefix (one case scored with many fact subsets):
   see :mod:`promed.llm.packed_scoring` for the prefix-reuse algorithm (shared prefix run once, suffixes packed as
@@ -39,10 +40,11 @@ import torch
 
 from promed.errors import InputError
 from promed.llm.packed_scoring import (
+    PackedCheck,
     Runner,
     build_rows,
     head_supported,
-    packed_supported,
+    packed_check,
     score_rows_naive,
     score_rows_packed,
 )
@@ -131,7 +133,8 @@ class HFBackend:
             tokenizer.pad_token = tokenizer.eos_token
         self.eos_ids = _eos_ids(model, tokenizer)
         self._runner: Runner | None = None  # scoring forward passes (self-checks run once, on first use)
-        self._packed_ok = False
+        # the packed-scoring self-check's outcome (None until the first scoring call): ok = the fast path is used
+        self.packed_status: PackedCheck | None = None
 
     @classmethod
     def from_pretrained(cls, path_or_id: str, *, gguf_file: str | None = None, name: str | None = None,
@@ -243,13 +246,14 @@ class HFBackend:
         if sampling.beams > 1:
             kwargs.update(num_beams=sampling.beams, num_return_sequences=sampling.n)
         else:
-            sampler = RowSampler(seeds, sampling.temperature, sampling.top_p, self.device)
+            sampler = RowSampler(seeds, sampling.temperature, sampling.top_p, self.device,
+                                 steps=sampling.max_new_tokens)
             kwargs.update(logits_processor=LogitsProcessorList([sampler]))
         if sampling.stop:
             kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
         gen = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs)
         new = gen[:, width:].tolist()
-        logps = torch.stack(sampler.logprobs, dim=1).tolist() if sampler is not None and sampler.logprobs else None
+        logps = sampler.logprob_table() if sampler is not None else None
         out = []
         for r, row in enumerate(new):
             cut, reason = self._cut(row, sampling.stop)
@@ -311,11 +315,12 @@ class HFBackend:
         with self._serving(), torch.inference_mode():
             if self._runner is None:
                 self._runner = Runner(self.model, self.device, head_supported(self.model, self.device))
-                self._packed_ok = packed_supported(self._runner)
-                if not self._packed_ok:
-                    warnings.warn(f"{self.name}: packed prefix scoring is not supported by this model's forward; "
-                                  "scoring one sequence per forward pass", stacklevel=2)
-            if reuse and self._packed_ok:
+                self.packed_status = packed_check(self._runner)
+                if not self.packed_status.ok:
+                    warnings.warn(f"{self.name}: packed prefix scoring is not supported by this model's forward "
+                                  f"(largest difference to the naive path {self.packed_status.max_abs_diff:.3g} "
+                                  f"in {self.dtype}); scoring one sequence per forward pass", stacklevel=2)
+            if reuse and self.packed_status.ok:
                 scores = score_rows_packed(self._runner, rows, min_shared=self.options.min_shared_prefix,
                                            chunk_tokens=self.options.chunk_tokens)
             else:
