@@ -29,18 +29,23 @@ def test_uniforms_are_a_function_of_the_seed_only():
     assert not np.array_equal(a[0], a[1])
 
 
-@pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 1.0), (1.0, 0.9), (1.3, 0.5)])
-def test_inverse_cdf_draws_the_sampling_distribution(temperature, top_p):
+@pytest.mark.parametrize("temperature,top_p,candidates,block", [
+    (1.0, 1.0, 1024, 1024), (0.7, 1.0, 1024, 1024), (1.0, 0.9, 1024, 1024), (1.3, 0.5, 1024, 1024),
+    (2.0, 0.9, 40, 1024), (2.0, 0.9, 3, 1024), (2.0, 1.0, 1024, 8), (2.0, 0.95, 40, 3), (2.0, 1.0, 1024, 1)])
+def test_inverse_cdf_draws_the_sampling_distribution(temperature, top_p, candidates, block):
     """Uniforms on a fine grid hit each token in proportion to its probability (the top-p nucleus renormalised):
-    an exact statement about the inverse CDF, no statistics needed."""
+    an exact statement about the inverse CDF, no statistics needed. ``candidates`` 40 holds the nucleus (the
+    top-k shortcut), 3 does not (the full sort); ``block`` < 50 searches several blocks (the last one padded)."""
     scores = _scores(1, 50)
     n = 20000
     grid = (torch.arange(n, dtype=torch.float64) + 0.5) / n
-    chosen, logp = sample_rows(scores.expand(n, -1), grid, temperature, top_p)
+    chosen, logp = sample_rows(scores.expand(n, -1), grid, temperature, top_p, candidates=candidates, block=block)
     p = torch.softmax(scores[0] / temperature, dim=-1).double()
     sp, order = p.sort(descending=True)
     keep = torch.zeros_like(p, dtype=torch.bool)
     keep[order[(sp.cumsum(0) - sp) <= top_p]] = True  # the nucleus: smallest prefix reaching top_p
+    if candidates < 50:  # the parameters exercise both top-p paths: the candidates hold the nucleus or not
+        assert bool(sp[:candidates].sum() > top_p) == (candidates == 40)
     target = torch.where(keep, p, 0.0)
     target /= target.sum()
     freq = torch.bincount(chosen, minlength=50).double() / n
@@ -57,8 +62,9 @@ def test_extreme_uniforms_never_pick_a_zero_probability_token():
     scores[:, 4] = -1.0
     u = torch.tensor([0.0, np.nextafter(1.0, 0.0)], dtype=torch.float64)
     for top_p in (1.0, 0.5):
-        chosen, _ = sample_rows(scores, u, 1.0, top_p)
-        assert set(chosen.tolist()) <= {3, 4}
+        for block in (1024, 3, 4, 1):
+            chosen, _ = sample_rows(scores, u, 1.0, top_p, block=block)
+            assert set(chosen.tolist()) <= {3, 4}
 
 
 def test_greedy_is_the_argmax_with_plain_log_probs():

@@ -13,8 +13,9 @@ How a row draws (inverse-CDF sampling with per-row uniforms):
   function of the row's seed and ``t`` only, never of the batch, the row's position in it, the batch size, the
   device or ``steps`` (the stream is read sequentially, so a longer table starts with the shorter one).
 * Per step, on the logits' device, batched over rows: ``p = softmax(logits / T)`` (float32, as before);
-  with ``top_p < 1`` the probabilities are sorted (descending) and cut to the smallest prefix whose mass reaches
-  ``top_p``; the kept probabilities' cumulative sum (float64) is searched (``searchsorted``) for
+  with ``top_p < 1`` the probabilities are sorted (descending; the top candidates only when they hold the
+  nucleus, :func:`sample_rows`) and cut to the smallest prefix whose mass reaches ``top_p``; the kept
+  probabilities' cumulative sum (float64, in two levels: :func:`inverse_cdf`) is searched (``searchsorted``) for
   ``u * total``: token ``i`` is chosen with probability ``p_i / total`` and zero-probability tokens never are.
   Nothing vocabulary-sized leaves the device and no Python loop runs over rows.
 * ``T == 0``: the argmax. The recorded log-probability is that of the sampling distribution before the top-p cut,
@@ -61,13 +62,18 @@ def row_uniforms(seeds: Sequence[int], steps: int) -> np.ndarray:
     return out
 
 
-def sample_rows(scores: torch.Tensor, uniforms: torch.Tensor, temperature: float,
-                top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_rows(scores: torch.Tensor, uniforms: torch.Tensor | None, temperature: float, top_p: float, *,
+                candidates: int = 1024, block: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """One decoding step for a batch: ``(chosen ids [B], their log-probabilities [B])``, on ``scores``' device.
 
     ``scores`` ``[B, V]`` are the next-token logits; ``uniforms`` ``[B]`` (float64, in [0, 1), same device) are
     the rows' uniforms for this step. Temperature 0: the argmax (``uniforms`` unused). See the module docstring
     for the distribution and the recorded log-probability.
+
+    Top-p sorts only the ``candidates`` most likely tokens (``topk``) when, in every row, they hold more than
+    ``top_p`` of the mass: the nucleus then lies inside them (exactly the same set as after a full sort), and a
+    language model's nucleus is usually a few hundred tokens of a 262k vocabulary. Otherwise the full sort.
+    The CDF is searched in two levels (:func:`inverse_cdf`, ``block`` tokens per block).
     """
     scores = scores.float()
     if temperature <= 0:
@@ -77,22 +83,42 @@ def sample_rows(scores: torch.Tensor, uniforms: torch.Tensor, temperature: float
     logp = torch.log_softmax(scores / temperature, dim=-1)
     probs = logp.exp()
     if top_p < 1.0:
-        sp, order = probs.sort(dim=-1, descending=True)
+        sp, order = probs.topk(min(candidates, probs.shape[-1]), dim=-1)  # sorted, descending
+        if sp.shape[-1] < probs.shape[-1] and not bool((sp.sum(dim=-1) > top_p).all()):
+            sp, order = probs.sort(dim=-1, descending=True)
         keep = sp.cumsum(dim=-1) - sp <= top_p  # the smallest prefix reaching top_p (always >= 1 token)
-        cdf = torch.where(keep, sp, 0.0).double().cumsum(dim=-1)
-        last = keep.sum(dim=-1, keepdim=True) - 1  # [B, 1] index of the last kept token
+        chosen = order.gather(-1, inverse_cdf(torch.where(keep, sp, 0.0), uniforms, block)[:, None])[:, 0]
     else:
-        order = None
-        cdf = probs.double().cumsum(dim=-1)
-        last = None
-    total = cdf[:, -1:]
-    # u * total < total strictly (u < 1; nextafter guards the product's rounding), so the first cdf entry above it
-    # is a token of positive probability: trailing zero-probability tokens repeat the total and are never reached
-    target = torch.minimum(uniforms[:, None].to(cdf) * total, torch.nextafter(total, torch.zeros_like(total)))
-    idx = torch.searchsorted(cdf, target, right=True)  # [B, 1]
-    idx = idx.clamp(max=cdf.shape[-1] - 1) if last is None else torch.minimum(idx, last)
-    chosen = (idx if order is None else order.gather(-1, idx))[:, 0]
+        chosen = inverse_cdf(probs, uniforms, block)
     return chosen, logp.gather(-1, chosen[:, None])[:, 0]
+
+
+def inverse_cdf(weights: torch.Tensor, uniforms: torch.Tensor, block: int = 1024) -> torch.Tensor:
+    """Per row, the index ``i`` with ``cdf[i-1] <= u * total < cdf[i]`` (``weights`` ``[B, N]`` >= 0): index ``i``
+    is drawn with probability ``weights[i] / total`` and a zero weight never is.
+
+    Two levels, so that no ``[B, N]`` float64 cumulative sum is built: the float64 sums of blocks of ``block``
+    weights locate the block, then one block per row is searched. Targets are clamped inside ``[0, total)`` of
+    the level searched (``nextafter``), so rounding can never select a zero weight.
+    """
+    b, n = weights.shape
+    nb = -(-n // block)
+    if nb * block != n:
+        weights = torch.nn.functional.pad(weights, (0, nb * block - n))
+    blocks = weights.view(b, nb, block)
+    bsum = blocks.sum(dim=-1, dtype=torch.float64)  # [B, nb]
+    bcdf = bsum.cumsum(dim=-1)
+    target = _below(uniforms[:, None].to(bcdf) * bcdf[:, -1:], bcdf[:, -1:])  # [B, 1]
+    bi = torch.searchsorted(bcdf, target, right=True).clamp(max=nb - 1)  # [B, 1], a block of positive mass
+    inner = blocks.gather(1, bi[:, :, None].expand(b, 1, block))[:, 0].double().cumsum(dim=-1)  # [B, block]
+    rest = _below((target - (bcdf.gather(-1, bi) - bsum.gather(-1, bi))).clamp(min=0.0), inner[:, -1:])
+    i = torch.searchsorted(inner, rest, right=True).clamp(max=block - 1)
+    return (bi * block + i)[:, 0]
+
+
+def _below(x: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """``x`` clamped below ``total`` (the largest float64 under it at most)."""
+    return torch.minimum(x, torch.nextafter(total, torch.zeros_like(total)))
 
 
 class RowSampler:
