@@ -32,8 +32,9 @@ def _backend(tiny, dtype: torch.dtype) -> HFBackend:
 
 def test_tolerance_is_relative_to_the_dtype():
     assert logprob_tolerance(torch.float32, -10.0) == pytest.approx(1e-3, abs=1e-5)
-    assert logprob_tolerance(torch.bfloat16, -10.0) == pytest.approx(1e-3 + 20 * 2.0 ** -7)
-    assert logprob_tolerance(torch.bfloat16, -1.0) < logprob_tolerance(torch.bfloat16, -10.0)
+    assert logprob_tolerance(torch.bfloat16, -10.0) == pytest.approx(1e-3 + 40 * 2.0 ** -7)
+    assert logprob_tolerance(torch.bfloat16, -0.1) == logprob_tolerance(torch.bfloat16, -8.0)  # the 8-nat floor
+    assert logprob_tolerance(torch.bfloat16, -8.0) < logprob_tolerance(torch.bfloat16, -10.0)
     assert logprob_tolerance(torch.float16, -10.0) < logprob_tolerance(torch.bfloat16, -10.0)
 
 
