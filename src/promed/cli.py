@@ -329,11 +329,10 @@ def run_patient_cmd(cfg, progress: bool) -> None:
 
     with input_errors():
         res = run_patient(cfg, progress=progress)
-    s = res.summary
     _table(patient_rich_table(res.overall, res.by_kind, title=f"patient {cfg.simulator.kind} on {cfg.questions}"))
-    speed = f" ({s['questions_per_second']:.1f} questions/s)" if s["questions_per_second"] else ""
-    typer.echo(f"{s['n_questions']} questions in {s['wall_seconds']:.1f} s{speed}; wrote {cfg.out}/replies.jsonl "
-               f"and {cfg.out}/summary.json")
+    speed = f" ({res.questions_per_second:.1f} questions/s)" if res.questions_per_second else ""
+    typer.echo(f"{res.overall.n_questions} questions in {res.wall_seconds:.1f} s{speed}; wrote "
+               f"{cfg.out}/replies.jsonl and {cfg.out}/summary.json")
 
 
 # ---- view --------------------------------------------------------------------------------------------------------

@@ -30,8 +30,8 @@ from promed.data.sources import DataConfig
 from promed.errors import InputError
 from promed.eval.patient_metrics import PatientScores, score_replies, scores_by_kind
 from promed.io import (
-    NON_BINDING, OVERWRITE_HELP, atomic_write_json, atomic_write_lines, check_out_dir, data_fingerprint, prepare_run,
-    start_run,
+    NON_BINDING, OVERWRITE_HELP, JsonRecord, atomic_write_json, atomic_write_lines, check_out_dir, data_fingerprint,
+    prepare_run, start_run,
 )
 from promed.llm.base import check_spec
 from promed.runtime import PatientConfig, ServerConfig
@@ -71,12 +71,28 @@ class PatientRunConfig:
 
 
 @dataclass(frozen=True)
-class PatientRunResult:
-    """What :func:`run_patient` wrote: ``summary`` is ``summary.json``; the scores behind it, typed."""
+class PatientRunResult(JsonRecord):
+    """What :func:`run_patient` did: the scores (overall and per kind), speed, the patient and its settings, the
+    questions file and the cases; :meth:`to_json` is ``summary.json`` (the overall scores at its top level)."""
 
-    summary: dict
     overall: PatientScores
     by_kind: dict[str, PatientScores]
+    questions_per_second: float | None
+    wall_seconds: float
+    load_seconds: float
+    patient: dict
+    questions_file: str
+    questions_sha256: str
+    data: str
+    n_cases: int
+    skipped: dict[str, int]
+
+    def to_json(self) -> dict:
+        rec = {**self.overall.to_json(), **{k: v for k, v in super().to_json().items() if k not in ("overall",
+                                                                                                      "by_kind")}}
+        if self.by_kind:
+            rec["by_kind"] = {k: s.to_json() for k, s in self.by_kind.items()}
+        return rec
 
 
 def answer_questions(patient, cases: dict[str, Case], questions: Sequence[PatientQuestion], batch_size: int,
@@ -150,23 +166,16 @@ def run_patient(cfg: PatientRunConfig, progress: bool = True) -> PatientRunResul
     kinds = [q.kind for q in questions]
     overall = score_replies(revealed, expected)
     by_kind = scores_by_kind(revealed, expected, kinds)
-    summary = {
-        **overall.to_json(),
-        "questions_per_second": round(len(questions) / wall, 3) if wall > 0 else None,
-        "wall_seconds": round(wall, 3),
-        "load_seconds": round(load_s, 3),
-        "patient": patient_settings(cfg),
-        "questions_file": str(cfg.questions),
-        "questions_sha256": hashlib.sha256(Path(cfg.questions).read_bytes()).hexdigest(),
-        "data": cfg.data.data,
-        "n_cases": len(cases),
-        "skipped": dict(loaded.skipped),
-    }
-    if by_kind:
-        summary["by_kind"] = {k: s.to_json() for k, s in by_kind.items()}
+    result = PatientRunResult(
+        overall=overall, by_kind=by_kind,
+        questions_per_second=round(len(questions) / wall, 3) if wall > 0 else None, wall_seconds=round(wall, 3),
+        load_seconds=round(load_s, 3), patient=patient_settings(cfg), questions_file=str(cfg.questions),
+        questions_sha256=hashlib.sha256(Path(cfg.questions).read_bytes()).hexdigest(), data=cfg.data.data,
+        n_cases=len(cases), skipped=dict(loaded.skipped),
+    )
 
     start_run(out, run_manifest, cfg.overwrite)  # the first bytes this run writes
     atomic_write_lines(out / "replies.jsonl", (json.dumps(reply_record(q, text, ids), ensure_ascii=False)
                                                for q, (text, ids) in zip(questions, replies)))
-    atomic_write_json(out / "summary.json", summary)
-    return PatientRunResult(summary, overall, by_kind)
+    atomic_write_json(out / "summary.json", result)
+    return result
