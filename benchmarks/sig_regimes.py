@@ -250,9 +250,9 @@ def run_grid(a) -> None:
                 t0 = time.perf_counter()
                 rows = evaluate(a, doctor, budget, a.out / f"{start}-b{budget}" / "eval-start")
                 record(a, start, budget, "start", 0, 0, rows, time.perf_counter() - t0)
-            for seed in a.seeds:
-                for arm in a.arms:
-                    for step in a.at:
+            for step in a.at:  # every arm and seed at one step before the next step: comparable cells first
+                for seed in a.seeds:
+                    for arm in a.arms:
                         if key(start, budget, arm, seed, step, "ask") in done:
                             continue
                         if clock.left() < 60:
