@@ -56,7 +56,7 @@ from promed.config import EvalConfig, with_paths  # noqa: E402
 from promed.data.sources import DataConfig  # noqa: E402
 from promed.env.consultation import EnvConfig  # noqa: E402
 from promed.eval.metrics import wilson_interval  # noqa: E402
-from promed.io import read_jsonl  # noqa: E402
+from promed.io import read_jsonl, safe_name  # noqa: E402
 from promed.runs.stage1 import Stage1Config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -201,7 +201,7 @@ def evaluate(a, model: Path, budget: int, where: Path) -> dict[str, dict]:
                          no_repeat=0, out=where / split)
         res = run_eval(cfg, progress=False)
         for name in doctors:
-            recs = {r["id"]: r for r in read_jsonl(where / split / "transcripts" / f"{_safe(name)}.jsonl")}
+            recs = {r["id"]: r for r in read_jsonl(where / split / "transcripts" / f"{safe_name(name)}.jsonl")}
             row = rows.setdefault(name.split(":")[0], {"correct": "", "questions": 0.0, "sig": 0.0, "n": 0,
                                                        "repeats": 0, "asked": 0})
             for cid in sorted(recs):
@@ -215,12 +215,6 @@ def evaluate(a, model: Path, budget: int, where: Path) -> dict[str, dict]:
             row["sig"] += (m.total_sig or 0.0) * m.n
             row["n"] += m.n
     return rows
-
-
-def _safe(name: str) -> str:
-    from promed.io import safe_name
-
-    return safe_name(name)
 
 
 def record(a, start, budget, arm, seed, step, rows, seconds) -> None:

@@ -105,9 +105,7 @@ def check_overlap(doctor: str, target: str | Path, cases: Sequence[Case], allow:
     """How many of ``cases`` the checkpoint behind ``doctor`` learned from; an :class:`InputError` naming the
     checkpoint and the count when there are any and ``allow`` is false. ``target`` is the doctor's model spec or
     checkpoint directory (``hf:<dir>`` or ``<dir>``); anything else (a hub id, ``gemma-270m``) has no lineage."""
-    target = str(target)
-    target = target[3:] if target.startswith("hf:") else target
-    lineage = read_lineage(target) if Path(target).expanduser().exists() else None
+    lineage = model_lineage(str(target))
     if lineage is None:
         return 0
     ids = lineage.overlap(cases)
